@@ -1,0 +1,137 @@
+/*
+ * What the core's modules share with each other and nobody else: the
+ * filesystem context, the lock, error translation, on-disk inode helpers,
+ * orphan list and ACL hooks. Everything declared here expects fs->lock held
+ * (the public entry points in core.h take it).
+ */
+#ifndef CORE_FS_INTERNAL_H
+#define CORE_FS_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+
+#include "core/core.h"
+
+#ifndef EUCLEAN
+#define EUCLEAN 117
+#endif
+#define EFSCORRUPTED EUCLEAN
+
+#define FS_MAGIC 0x46533446u /* "FS4F" */
+
+struct iref_table;
+
+struct fs {
+	uint32_t magic;
+	ext2_filsys e2;
+	pthread_mutex_t lock;
+	int readonly;            /* mounted ro, or remounted ro by errors= */
+	enum fs_errors_mode errors;
+	int debug;
+	char *device;
+	struct iref_table *irefs;
+};
+
+static inline void fs_lock(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->lock);
+}
+
+static inline void fs_unlock(struct fs *fs)
+{
+	pthread_mutex_unlock(&fs->lock);
+}
+
+/* ---- err.c ---- */
+
+/*
+ * The one translation of libext2fs errcode_t to -errno. Codes that mean
+ * on-disk corruption are recorded in the superblock (fs_mark_error) and
+ * handled per errors=; ino (0 if unknown) goes into the error record.
+ */
+int fs_err(struct fs *fs, errcode_t err, ext2_ino_t ino, const char *func);
+#define FS_ERR(fs, err, ino) fs_err((fs), (err), (ino), __func__)
+/* Records corruption found by the core itself; returns -EFSCORRUPTED. */
+int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
+	       const char *what);
+#define FS_CORRUPT(fs, ino, what) fs_corrupt((fs), (ino), __func__, (what))
+/* -EROFS if the filesystem cannot be written now, else 0. */
+int fs_writable(struct fs *fs);
+
+/* ---- inode_disk.c: the on-disk inode ---- */
+
+/* Reads/writes the full (large) inode; -errno on failure. */
+int fsi_read(struct fs *fs, ext2_ino_t ino, struct ext2_inode_large *inode);
+int fsi_write(struct fs *fs, ext2_ino_t ino, struct ext2_inode_large *inode);
+
+enum fsi_time { FSI_ATIME, FSI_MTIME, FSI_CTIME, FSI_CRTIME };
+void fsi_get_time(const struct ext2_inode_large *inode, enum fsi_time which,
+		  struct timespec *ts);
+/* Stores ts; seconds beyond 32 bits need the extra fields (else clamped). */
+void fsi_set_time(struct ext2_inode_large *inode, enum fsi_time which,
+		  const struct timespec *ts);
+#define FSI_TOUCH_ATIME (1u << 0)
+#define FSI_TOUCH_MTIME (1u << 1)
+#define FSI_TOUCH_CTIME (1u << 2)
+void fsi_touch(struct ext2_inode_large *inode, unsigned which);
+/* Fills st from the on-disk inode. */
+void fsi_to_stat(struct fs *fs, ext2_ino_t ino,
+		 const struct ext2_inode_large *inode, struct stat *st);
+uint64_t fsi_size(const struct ext2_inode_large *inode);
+
+/*
+ * Allocates an inode number near dir and fills *inode for a new object of
+ * `mode` (type and permission bits, umask not applied) owned by cred, with
+ * setgid-directory inheritance, times, extra_isize, extents/inline flags
+ * as the fs features say. Marks the inode in use; nothing else is written.
+ */
+int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
+	    const struct fs_cred *cred, ext2_ino_t *ino,
+	    struct ext2_inode_large *inode);
+/* Frees all blocks, xattrs and the inode itself (i_links_count is 0). */
+int fsi_free(struct fs *fs, ext2_ino_t ino);
+/* Frees blocks past `size` and sets i_size (legacy, through libext2fs). */
+int fsi_truncate(struct fs *fs, ext2_ino_t ino,
+		 struct ext2_inode_large *inode, uint64_t size);
+
+/* ---- iref.c ---- */
+
+int fs_iref_held(struct fs *fs, ext2_ino_t ino);
+int iref_init(struct fs *fs);
+void iref_fini(struct fs *fs);
+
+/*
+ * Drops one link of ino (already removed from its directory): frees the
+ * inode at zero links unless referenced, in which case it is orphaned.
+ * Directories lose both their links. Stamps ctime.
+ */
+int fs_drop_link(struct fs *fs, ext2_ino_t ino);
+
+/* ---- orphan.c ---- */
+
+/* Puts ino on the superblock's orphan list (inode written). */
+int orphan_add(struct fs *fs, ext2_ino_t ino);
+/* Takes ino off the orphan list, wherever it is. */
+int orphan_remove(struct fs *fs, ext2_ino_t ino);
+/* At rw mount: frees or truncates what a crash left on the list. */
+int orphan_process(struct fs *fs);
+
+/* ---- acl.c (called by namei and inode) ---- */
+
+/*
+ * For a freshly created inode (already written with the requested mode,
+ * umask not applied): applies the parent's default ACL if it has one
+ * (access ACL and, for directories, the default ACL too; the mode is
+ * masked by it), else applies cred->umask to the mode.
+ */
+int acl_inherit(struct fs *fs, ext2_ino_t dir, ext2_ino_t ino,
+		const struct fs_cred *cred);
+/* After a chmod: rewrites the access ACL's owner/group(mask)/other. */
+int acl_chmod(struct fs *fs, ext2_ino_t ino, mode_t mode);
+
+/* ---- dir.c (called by namei) ---- */
+
+/* 0 if dir has nothing but "." and "..", -ENOTEMPTY otherwise. */
+int dir_is_empty(struct fs *fs, ext2_ino_t dir);
+
+#endif
