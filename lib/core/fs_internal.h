@@ -26,6 +26,7 @@ struct fs {
 	ext2_filsys e2;
 	pthread_mutex_t lock;
 	int readonly;            /* mounted ro, or remounted ro by errors= */
+	__u16 mount_state;       /* s_state found at mount, restored at close */
 	enum fs_errors_mode errors;
 	int debug;
 	char *device;

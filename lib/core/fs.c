@@ -1,0 +1,309 @@
+/*
+ * Opening and closing a filesystem: feature and geometry checks that turn
+ * bad images into one clear message, the superblock's mount bookkeeping,
+ * statfs and whole-filesystem sync.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/fs_internal.h"
+
+/* A one-line reason for a failed ext2fs_open2, for the command line. */
+static const char *open_error_msg(errcode_t err)
+{
+	switch (err) {
+	case ENOENT:
+		return "no such file or device";
+	case EACCES:
+	case EPERM:
+		return "permission denied";
+	case EBUSY:
+		return "device is busy (mounted or in use)";
+	case EISDIR:
+		return "is a directory, not an image or device";
+	case EXT2_ET_BAD_MAGIC:
+		return "not an ext2/ext3/ext4 filesystem (bad superblock magic)";
+	case EXT2_ET_SHORT_READ:
+		return "image is too short: truncated or not an ext2/3/4 image";
+	case EXT2_ET_UNSUPP_FEATURE:
+		return "filesystem has incompatible features this server does not support";
+	case EXT2_ET_RO_UNSUPP_FEATURE:
+		return "filesystem has features that allow only a read-only mount (use -o ro)";
+	case EXT2_ET_SB_CSUM_INVALID:
+		return "superblock checksum does not match: damaged superblock (run e2fsck)";
+	case EXT2_ET_CORRUPT_SUPERBLOCK:
+	case EXT2_ET_BAD_DESC_SIZE:
+		return "superblock is corrupt (run e2fsck)";
+	case EXT2_ET_BLOCK_BITMAP_CSUM_INVALID:
+	case EXT2_ET_INODE_BITMAP_CSUM_INVALID:
+	case EXT2_ET_GDESC_BAD_BLOCK_MAP:
+	case EXT2_ET_GDESC_BAD_INODE_MAP:
+	case EXT2_ET_GDESC_BAD_INODE_TABLE:
+		return "group descriptors or bitmaps are corrupt (run e2fsck)";
+	case EXT2_ET_UNEXPECTED_BLOCK_SIZE:
+		return "unsupported block size";
+	default:
+		return NULL;
+	}
+}
+
+/* Refuses images whose geometry does not fit the device behind them. */
+static int check_geometry(struct fs *fs, const char **msg)
+{
+	ext2_filsys e2 = fs->e2;
+	blk64_t dev_blocks = 0;
+	errcode_t err;
+
+	err = ext2fs_get_device_size2(fs->device, e2->blocksize, &dev_blocks);
+	if (err)
+		return 0; /* size unknown: let IO errors speak later */
+	if (dev_blocks < ext2fs_blocks_count(e2->super)) {
+		*msg = "image is truncated: the filesystem is larger than the file or device";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_features(struct fs *fs, const char **msg)
+{
+	ext2_filsys e2 = fs->e2;
+
+	if (ext2fs_has_feature_journal_needs_recovery(e2->super) &&
+	    !fs->readonly) {
+		*msg = "journal needs recovery: run e2fsck on the image first, or mount with -o ro";
+		return -EUCLEAN;
+	}
+	if (ext2fs_has_feature_journal_dev(e2->super)) {
+		*msg = "this is an external journal device, not a filesystem";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Superblock bookkeeping of a read-write mount, written at once. */
+static int mark_mounted(struct fs *fs, const char *mountpoint)
+{
+	struct ext2_super_block *sb = fs->e2->super;
+	time_t now = time(NULL);
+
+	if (sb->s_max_mnt_count == 0 || sb->s_mnt_count < 0xffff)
+		sb->s_mnt_count++;
+	sb->s_mtime = (__u32)now;
+	sb->s_mtime_hi = (__u8)((uint64_t)now >> 32);
+	if (mountpoint) {
+		memset(sb->s_last_mounted, 0, sizeof(sb->s_last_mounted));
+		strncpy((char *)sb->s_last_mounted, mountpoint,
+			sizeof(sb->s_last_mounted) - 1);
+	}
+	/* Not clean while mounted: a crash makes e2fsck look. */
+	sb->s_state &= ~EXT2_VALID_FS;
+	ext2fs_mark_super_dirty(fs->e2);
+	return FS_ERR(fs, ext2fs_flush(fs->e2), 0);
+}
+
+int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
+{
+	const char *dummy;
+	struct fs *fs;
+	struct stat st;
+	errcode_t err;
+	int flags = EXT2_FLAG_64BITS;
+	int ret;
+
+	if (!msg)
+		msg = &dummy;
+	*msg = NULL;
+	*fsp = NULL;
+	if (!opts->device || !*opts->device) {
+		*msg = "no image or device given";
+		return -EINVAL;
+	}
+	if (stat(opts->device, &st) < 0) {
+		ret = -errno;
+		*msg = open_error_msg(errno);
+		return ret;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		*msg = open_error_msg(EISDIR);
+		return -EISDIR;
+	}
+
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	fs->magic = FS_MAGIC;
+	fs->readonly = opts->readonly;
+	fs->errors = opts->errors;
+	fs->debug = opts->debug;
+	fs->device = strdup(opts->device);
+	pthread_mutex_init(&fs->lock, NULL);
+	if (!fs->device) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+
+	if (!fs->readonly)
+		flags |= EXT2_FLAG_RW | EXT2_FLAG_EXCLUSIVE;
+	err = ext2fs_open2(fs->device, NULL, flags, 0, 0, unix_io_manager,
+			   &fs->e2);
+	if (err) {
+		*msg = open_error_msg(err);
+		if (!*msg)
+			*msg = error_message(err);
+		ret = err == EXT2_ET_BAD_MAGIC ? -EINVAL : -EIO;
+		if (err > 0 && err < 4096)
+			ret = -(int)err;
+		fs->e2 = NULL;
+		goto fail;
+	}
+	ret = check_geometry(fs, msg);
+	if (ret)
+		goto fail;
+	ret = check_features(fs, msg);
+	if (ret)
+		goto fail;
+	err = ext2fs_read_bitmaps(fs->e2);
+	if (err) {
+		*msg = open_error_msg(err);
+		if (!*msg)
+			*msg = "cannot read block and inode bitmaps (run e2fsck)";
+		ret = -EIO;
+		goto fail;
+	}
+	ret = iref_init(fs);
+	if (ret)
+		goto fail;
+	if (!fs->readonly) {
+		fs->mount_state = fs->e2->super->s_state;
+		ret = mark_mounted(fs, opts->mountpoint);
+		if (!ret)
+			ret = orphan_process(fs);
+		if (ret) {
+			*msg = "cannot update the superblock";
+			goto fail;
+		}
+	}
+	*fsp = fs;
+	return 0;
+
+fail:
+	if (fs->e2)
+		ext2fs_close_free(&fs->e2);
+	iref_fini(fs);
+	pthread_mutex_destroy(&fs->lock);
+	free(fs->device);
+	free(fs);
+	return ret;
+}
+
+int fs_close(struct fs *fs)
+{
+	struct ext2_super_block *sb;
+	errcode_t err;
+	int ret = 0;
+
+	if (!fs)
+		return 0;
+	fs_lock(fs);
+	iref_fini(fs);
+	sb = fs->e2->super;
+	if (fs->e2->flags & EXT2_FLAG_RW) {
+		/* Back to the state we found, plus any error we recorded. */
+		sb->s_state = (fs->mount_state & ~EXT2_ERROR_FS) |
+			      (sb->s_state & EXT2_ERROR_FS);
+		ext2fs_mark_super_dirty(fs->e2);
+	}
+	err = ext2fs_close_free(&fs->e2);
+	if (err)
+		ret = -EIO;
+	fs_unlock(fs);
+	pthread_mutex_destroy(&fs->lock);
+	free(fs->device);
+	fs->magic = 0;
+	free(fs);
+	return ret;
+}
+
+/* Blocks the kernel's ext4 counts as overhead: not in f_blocks. */
+static blk64_t fs_overhead(struct fs *fs)
+{
+	ext2_filsys e2 = fs->e2;
+	struct ext2_super_block *sb = e2->super;
+	blk64_t overhead = sb->s_first_data_block;
+	struct ext2_inode inode;
+	dgrp_t g;
+
+	if (sb->s_overhead_clusters)
+		return sb->s_overhead_clusters;
+	for (g = 0; g < e2->group_desc_count; g++) {
+		blk_t used = 0;
+
+		ext2fs_super_and_bgd_loc2(e2, g, NULL, NULL, NULL, &used);
+		overhead += used + 2 + e2->inode_blocks_per_group;
+	}
+	if (ext2fs_has_feature_journal(sb) && sb->s_journal_inum &&
+	    !ext2fs_read_inode(e2, sb->s_journal_inum, &inode))
+		overhead += EXT2_I_SIZE(&inode) / e2->blocksize;
+	return overhead;
+}
+
+int fs_statfs(struct fs *fs, struct statvfs *st)
+{
+	struct ext2_super_block *sb;
+	blk64_t blocks, bfree, resv, over;
+
+	fs_lock(fs);
+	sb = fs->e2->super;
+	memset(st, 0, sizeof(*st));
+	blocks = ext2fs_blocks_count(sb);
+	over = fs_overhead(fs);
+	bfree = ext2fs_free_blocks_count(sb);
+	resv = ext2fs_r_blocks_count(sb);
+	st->f_bsize = fs->e2->blocksize;
+	st->f_frsize = fs->e2->blocksize;
+	st->f_blocks = blocks > over ? blocks - over : 0;
+	st->f_bfree = bfree;
+	st->f_bavail = bfree > resv ? bfree - resv : 0;
+	st->f_files = sb->s_inodes_count;
+	st->f_ffree = sb->s_free_inodes_count;
+	st->f_favail = sb->s_free_inodes_count;
+	st->f_namemax = EXT2_NAME_LEN;
+	memcpy(&st->f_fsid, sb->s_uuid, sizeof(st->f_fsid));
+	if (fs->readonly)
+		st->f_flag |= ST_RDONLY;
+	fs_unlock(fs);
+	return 0;
+}
+
+int fs_sync(struct fs *fs)
+{
+	errcode_t err = 0;
+	int ret;
+
+	fs_lock(fs);
+	if (fs->e2->flags & EXT2_FLAG_RW) {
+		err = ext2fs_write_bitmaps(fs->e2);
+		if (!err)
+			err = ext2fs_flush2(fs->e2, 0);
+		if (!err)
+			err = io_channel_flush(fs->e2->io);
+	}
+	ret = FS_ERR(fs, err, 0);
+	fs_unlock(fs);
+	return ret;
+}
+
+int fs_is_readonly(struct fs *fs)
+{
+	return fs->readonly;
+}
+
+unsigned fs_blocksize(struct fs *fs)
+{
+	return fs->e2->blocksize;
+}
