@@ -25,12 +25,25 @@ enum fs_errors_mode {
 	FS_ERRORS_PANIC,
 };
 
+/* iomap= choice of file data path (see DESIGN.md: the data path). */
+enum fs_iomap_mode {
+	FS_IOMAP_AUTO = 0,
+	FS_IOMAP_ON,
+	FS_IOMAP_OFF,
+};
+
 struct fs_options {
 	const char *device;     /* image file or block device */
 	const char *mountpoint; /* recorded in s_last_mounted; may be NULL */
 	int readonly;
 	enum fs_errors_mode errors;
 	unsigned long long cache_size; /* bytes; 0: default */
+	enum fs_iomap_mode iomap;
+	/*
+	 * fuse4fs: one kernel inode per ext2 inode, so hard-linked files can
+	 * use iomap too. fuse2fs (a kernel inode per path) leaves it 0.
+	 */
+	int iomap_hardlinks;
 	int debug;
 };
 

@@ -140,6 +140,9 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	fs->readonly = opts->readonly;
 	fs->errors = opts->errors;
 	fs->debug = opts->debug;
+	fs->iomap_mode = opts->iomap;
+	fs->iomap_hardlinks = opts->iomap_hardlinks;
+	fs->data_fd = -1;
 	fs->device = strdup(opts->device);
 	pthread_mutex_init(&fs->lock, NULL);
 	if (!fs->device) {
@@ -159,6 +162,18 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		if (err > 0 && err < 4096)
 			ret = -(int)err;
 		fs->e2 = NULL;
+		goto fail;
+	}
+	/*
+	 * The data executor writes file blocks straight to the image: no
+	 * libext2fs write may linger in its cache to land on them later.
+	 */
+	fs->e2->io->flags |= CHANNEL_FLAGS_WRITETHROUGH;
+	fs->data_fd = open(fs->device,
+			   (fs->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fs->data_fd < 0) {
+		ret = -errno;
+		*msg = open_error_msg(errno);
 		goto fail;
 	}
 	ret = check_geometry(fs, msg);
@@ -192,6 +207,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	return 0;
 
 fail:
+	if (fs->data_fd >= 0)
+		close(fs->data_fd);
 	if (fs->e2)
 		ext2fs_close_free(&fs->e2);
 	iref_fini(fs);
@@ -220,6 +237,8 @@ int fs_close(struct fs *fs)
 	}
 	err = ext2fs_close_free(&fs->e2);
 	if (err)
+		ret = -EIO;
+	if (fs->data_fd >= 0 && (fsync(fs->data_fd) < 0 || close(fs->data_fd) < 0))
 		ret = -EIO;
 	fs_unlock(fs);
 	pthread_mutex_destroy(&fs->lock);

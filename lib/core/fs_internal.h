@@ -31,6 +31,9 @@ struct fs {
 	int debug;
 	char *device;
 	struct iref_table *irefs;
+	int data_fd;             /* image fd for the data executor */
+	enum fs_iomap_mode iomap_mode;
+	int iomap_hardlinks;     /* iomap also for files with several links */
 };
 
 static inline void fs_lock(struct fs *fs)
@@ -91,15 +94,28 @@ int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 	    struct ext2_inode_large *inode);
 /* Frees all blocks, xattrs and the inode itself (i_links_count is 0). */
 int fsi_free(struct fs *fs, ext2_ino_t ino);
-/* Frees blocks past `size` and sets i_size (legacy, through libext2fs). */
+/*
+ * Sets i_size, freeing blocks past it and zeroing the rest of the last
+ * block: through the executor for iomap files (then the caller must hold
+ * the inode's exclusive IO lock, see iref_pin), else through libext2fs.
+ * Writes *inode first and returns the result in it.
+ */
 int fsi_truncate(struct fs *fs, ext2_ino_t ino,
 		 struct ext2_inode_large *inode, uint64_t size);
 
 /* ---- iref.c ---- */
 
+struct iref;
 int fs_iref_held(struct fs *fs, ext2_ino_t ino);
 int iref_init(struct fs *fs);
 void iref_fini(struct fs *fs);
+/*
+ * For the data path, called WITHOUT fs->lock: keeps the in-core inode
+ * alive and takes its IO lock, shared (read, write over written blocks)
+ * or exclusive (allocation, truncate, punch, size changes). NULL: ENOMEM.
+ */
+struct iref *iref_pin(struct fs *fs, ext2_ino_t ino, int exclusive);
+void iref_unpin(struct fs *fs, struct iref *r);
 
 /*
  * Drops one link of ino (already removed from its directory): frees the
@@ -117,6 +133,14 @@ int orphan_remove(struct fs *fs, ext2_ino_t ino);
 /* At rw mount: frees or truncates what a crash left on the list. */
 int orphan_process(struct fs *fs);
 
+/* ---- xattr.c (called by inode_disk) ---- */
+
+/*
+ * Before ino is freed: drops the references its attributes hold on EA
+ * inodes (ea_inode feature), which freeing the xattr block alone leaks.
+ */
+int xattr_release(struct fs *fs, ext2_ino_t ino);
+
 /* ---- acl.c (called by namei and inode) ---- */
 
 /*
@@ -129,6 +153,24 @@ int acl_inherit(struct fs *fs, ext2_ino_t dir, ext2_ino_t ino,
 		const struct fs_cred *cred);
 /* After a chmod: rewrites the access ACL's owner/group(mask)/other. */
 int acl_chmod(struct fs *fs, ext2_ino_t ino, mode_t mode);
+
+/* ---- file.c (called by inode and the data paths) ---- */
+
+/* Largest i_size ext4 allows this inode (s_maxbytes / s_bitmap_maxbytes). */
+uint64_t file_max_size(struct fs *fs, const struct ext2_inode_large *inode);
+/*
+ * truncate(2) of a regular file: frees blocks past size, zeroes the rest
+ * of the last block, grows sparsely; inline-data files stay inline while
+ * they fit. *inode is re-read; the caller stamps times and writes it.
+ * 0, -EFBIG or -errno.
+ */
+int file_set_size(struct fs *fs, ext2_ino_t ino,
+		  struct ext2_inode_large *inode, uint64_t size);
+/*
+ * Clears setuid, and setgid if group-exec, as a write or truncate by cred
+ * does unless cred is root (NULL: a privileged caller).
+ */
+void file_kill_priv(struct ext2_inode_large *inode, const struct fs_cred *cred);
 
 /* ---- dir.c (called by namei) ---- */
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/sysmacros.h>
 
-#include "core/fs_internal.h"
+#include "core/iomap.h"
 
 static int ino_in_range(struct fs *fs, ext2_ino_t ino)
 {
@@ -306,6 +306,8 @@ int fsi_truncate(struct fs *fs, ext2_ino_t ino,
 	errcode_t err, err2;
 	int ret;
 
+	if (file_uses_iomap(fs, inode))
+		return iomap_truncate_locked(fs, ino, inode, size);
 	ret = fsi_write(fs, ino, inode);
 	if (ret)
 		return ret;

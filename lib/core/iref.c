@@ -1,8 +1,12 @@
 /*
- * References the front-ends hold on inodes (fuse4fs: the kernel's lookup
- * count; fuse2fs: open handles), and what happens when the last link or
- * the last reference goes: an unreferenced inode without links is freed at
- * once, a referenced one waits on the orphan list until its last put.
+ * In-core inodes: the references the front-ends hold (fuse4fs: the
+ * kernel's lookup count; fuse2fs: open handles), the per-inode IO lock of
+ * the data path, and what happens when the last link or the last
+ * reference goes: an unreferenced inode without links is freed at once, a
+ * referenced one waits on the orphan list until its last put.
+ *
+ * Lock order: an inode's io_lock before fs->lock. The table itself is
+ * protected by fs->lock.
  */
 #include <stdlib.h>
 
@@ -13,7 +17,9 @@
 struct iref {
 	struct iref *next;
 	ext2_ino_t ino;
-	uint64_t count;
+	uint64_t count; /* front-end references */
+	unsigned users; /* data-path operations in flight (iref_pin) */
+	pthread_rwlock_t io_lock;
 };
 
 struct iref_table {
@@ -29,6 +35,21 @@ static struct iref **iref_slot(struct fs *fs, ext2_ino_t ino)
 	return p;
 }
 
+static struct iref *iref_find_or_add(struct fs *fs, ext2_ino_t ino)
+{
+	struct iref **p = iref_slot(fs, ino), *r;
+
+	if (*p)
+		return *p;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->ino = ino;
+	pthread_rwlock_init(&r->io_lock, NULL);
+	*p = r;
+	return r;
+}
+
 /* An inode in use whose last link is gone: it waits for its last put. */
 static int is_orphan(struct fs *fs, ext2_ino_t ino)
 {
@@ -38,6 +59,24 @@ static int is_orphan(struct fs *fs, ext2_ino_t ino)
 	    !ext2fs_test_inode_bitmap2(fs->e2->inode_map, ino))
 		return 0;
 	return !fsi_read(fs, ino, &inode) && inode.i_links_count == 0;
+}
+
+/* Drops the entry once nobody uses it; frees the inode if it is dead. */
+static void iref_release(struct fs *fs, struct iref *r)
+{
+	struct iref **p;
+	ext2_ino_t ino = r->ino;
+
+	if (r->count || r->users)
+		return;
+	p = iref_slot(fs, ino);
+	*p = r->next;
+	pthread_rwlock_destroy(&r->io_lock);
+	free(r);
+	if (is_orphan(fs, ino)) {
+		orphan_remove(fs, ino);
+		fsi_free(fs, ino);
+	}
 }
 
 int iref_init(struct fs *fs)
@@ -61,6 +100,7 @@ void iref_fini(struct fs *fs)
 				orphan_remove(fs, r->ino);
 				fsi_free(fs, r->ino);
 			}
+			pthread_rwlock_destroy(&r->io_lock);
 			free(r);
 		}
 	}
@@ -75,45 +115,54 @@ int fs_iref_held(struct fs *fs, ext2_ino_t ino)
 
 void fs_iref_get(struct fs *fs, ext2_ino_t ino)
 {
-	struct iref **p, *r;
+	struct iref *r;
 
 	fs_lock(fs);
-	p = iref_slot(fs, ino);
-	if (*p) {
-		(*p)->count++;
-		goto out;
-	}
-	r = malloc(sizeof(*r));
-	if (!r)
-		goto out; /* the inode is then freed at unlink: no leak */
-	r->ino = ino;
-	r->count = 1;
-	r->next = NULL;
-	*p = r;
-out:
+	r = iref_find_or_add(fs, ino);
+	/* Without memory the inode is freed at unlink: no leak, no ref. */
+	if (r)
+		r->count++;
 	fs_unlock(fs);
 }
 
 void fs_iref_put(struct fs *fs, ext2_ino_t ino, uint64_t n)
 {
-	struct iref **p, *r;
+	struct iref *r;
 
 	fs_lock(fs);
-	p = iref_slot(fs, ino);
-	r = *p;
-	if (!r)
+	r = *iref_slot(fs, ino);
+	if (!r || !r->count)
 		goto out;
-	if (r->count > n) {
-		r->count -= n;
-		goto out;
-	}
-	*p = r->next;
-	free(r);
-	if (is_orphan(fs, ino)) {
-		orphan_remove(fs, ino);
-		fsi_free(fs, ino);
-	}
+	r->count = r->count > n ? r->count - n : 0;
+	iref_release(fs, r);
 out:
+	fs_unlock(fs);
+}
+
+struct iref *iref_pin(struct fs *fs, ext2_ino_t ino, int exclusive)
+{
+	struct iref *r;
+
+	fs_lock(fs);
+	r = iref_find_or_add(fs, ino);
+	if (r)
+		r->users++;
+	fs_unlock(fs);
+	if (!r)
+		return NULL;
+	if (exclusive)
+		pthread_rwlock_wrlock(&r->io_lock);
+	else
+		pthread_rwlock_rdlock(&r->io_lock);
+	return r;
+}
+
+void iref_unpin(struct fs *fs, struct iref *r)
+{
+	pthread_rwlock_unlock(&r->io_lock);
+	fs_lock(fs);
+	r->users--;
+	iref_release(fs, r);
 	fs_unlock(fs);
 }
 

@@ -1,0 +1,392 @@
+/*
+ * The iomap engine over libext2fs: turns extent records (or block maps of
+ * ext2/ext3 files) into byte-addressed mappings, allocates holes for
+ * writes as unwritten extents, and converts them to written once the data
+ * is on the device. Every mapping handed out is checked to lie inside the
+ * filesystem: the executor writes where we say, so we never say garbage.
+ */
+#include <string.h>
+
+#include "core/iomap.h"
+
+/* A mapping in blocks, before it is turned into bytes. */
+struct bmap {
+	blk64_t lblk;
+	blk64_t pblk;
+	blk64_t count; /* ~0 for a hole to infinity */
+	enum iomap_type type;
+};
+
+#define EXTENT_INIT_MAX 32768u /* longest initialized extent ext4 allows */
+
+static int pblk_range_ok(struct fs *fs, blk64_t pblk, blk64_t count)
+{
+	struct ext2_super_block *sb = fs->e2->super;
+
+	return pblk >= sb->s_first_data_block && count &&
+	       pblk + count > pblk && pblk + count <= ext2fs_blocks_count(sb);
+}
+
+/* Extent-mapped files: the extent containing lblk, or the hole there. */
+static int map_extent(struct fs *fs, ext2_ino_t ino,
+		      struct ext2_inode_large *inode, blk64_t lblk,
+		      struct bmap *m)
+{
+	ext2_extent_handle_t h;
+	struct ext2fs_extent ext;
+	errcode_t err;
+	int ret = 0;
+
+	err = ext2fs_extent_open2(fs->e2, ino, (struct ext2_inode *)inode, &h);
+	if (err)
+		return FS_ERR(fs, err, ino);
+	m->lblk = lblk;
+	m->type = IOMAP_HOLE;
+	m->count = ~0ULL;
+	err = ext2fs_extent_goto2(h, 0, lblk);
+	if (err && err != EXT2_ET_EXTENT_NOT_FOUND) {
+		if (err == EXT2_ET_EXTENT_NO_NEXT)
+			goto out; /* empty tree: all hole */
+		ret = FS_ERR(fs, err, ino);
+		goto out;
+	}
+	err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &ext);
+	if (err) {
+		if (err != EXT2_ET_NO_CURRENT_NODE &&
+		    err != EXT2_ET_EXTENT_NO_NEXT)
+			ret = FS_ERR(fs, err, ino);
+		goto out;
+	}
+	if (!(ext.e_flags & EXT2_EXTENT_FLAGS_LEAF) || !ext.e_len) {
+		ret = FS_CORRUPT(fs, ino, "bad extent");
+		goto out;
+	}
+	if (ext.e_lblk <= lblk && lblk < ext.e_lblk + ext.e_len) {
+		if (!pblk_range_ok(fs, ext.e_pblk, ext.e_len)) {
+			ret = FS_CORRUPT(fs, ino, "extent outside filesystem");
+			goto out;
+		}
+		m->pblk = ext.e_pblk + (lblk - ext.e_lblk);
+		m->count = ext.e_len - (lblk - ext.e_lblk);
+		m->type = (ext.e_flags & EXT2_EXTENT_FLAGS_UNINIT) ?
+				  IOMAP_UNWRITTEN :
+				  IOMAP_MAPPED;
+		goto out;
+	}
+	if (ext.e_lblk > lblk) {
+		m->count = ext.e_lblk - lblk;
+		goto out;
+	}
+	/* The extent ends before lblk: the hole runs to the next one. */
+	err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT_LEAF, &ext);
+	if (!err && ext.e_lblk > lblk)
+		m->count = ext.e_lblk - lblk;
+out:
+	ext2fs_extent_free(h);
+	return ret;
+}
+
+/* Block-mapped files: merge physically contiguous blocks, up to limit. */
+static int map_blockmap(struct fs *fs, ext2_ino_t ino,
+			struct ext2_inode_large *inode, blk64_t lblk,
+			blk64_t limit, struct bmap *m)
+{
+	blk64_t pblk, next;
+	errcode_t err;
+
+	m->lblk = lblk;
+	m->count = 0;
+	for (next = lblk; next < lblk + limit; next++) {
+		err = ext2fs_bmap2(fs->e2, ino, (struct ext2_inode *)inode,
+				   NULL, 0, next, NULL, &pblk);
+		if (err)
+			return FS_ERR(fs, err, ino);
+		if (next == lblk) {
+			m->type = pblk ? IOMAP_MAPPED : IOMAP_HOLE;
+			m->pblk = pblk;
+		} else if ((m->type == IOMAP_HOLE) != !pblk ||
+			   (pblk && pblk != m->pblk + m->count)) {
+			break;
+		}
+		m->count++;
+	}
+	if (m->type == IOMAP_MAPPED && !pblk_range_ok(fs, m->pblk, m->count))
+		return FS_CORRUPT(fs, ino, "block map outside filesystem");
+	return 0;
+}
+
+static int map_blocks(struct fs *fs, ext2_ino_t ino,
+		      struct ext2_inode_large *inode, blk64_t lblk,
+		      blk64_t want, struct bmap *m)
+{
+	if (inode->i_flags & EXT4_EXTENTS_FL)
+		return map_extent(fs, ino, inode, lblk, m);
+	/* Indirect maps cost a lookup per block: do not look far ahead. */
+	return map_blockmap(fs, ino, inode, lblk, want < 1024 ? want : 1024,
+			    m);
+}
+
+uint64_t iomap_max_size(struct fs *fs, const struct ext2_inode_large *inode)
+{
+	uint64_t bs = fs->e2->blocksize, k = bs / 4, blocks;
+
+	if (inode->i_flags & EXT4_EXTENTS_FL)
+		return ((1ULL << 32) - 1) * bs;
+	blocks = EXT2_NDIR_BLOCKS + k + k * k + k * k * k;
+	/* Without huge_file, i_blocks counts 512-byte sectors in 32 bits. */
+	if (!ext2fs_has_feature_huge_file(fs->e2->super) &&
+	    blocks > ((1ULL << 32) - 1) / (bs / 512))
+		blocks = ((1ULL << 32) - 1) / (bs / 512) - k * k - k - 1;
+	return blocks * bs;
+}
+
+static int alloc_blocks(struct fs *fs, ext2_ino_t ino,
+			struct ext2_inode_large *inode, blk64_t lblk,
+			blk64_t count)
+{
+	int flags = (inode->i_flags & EXT4_EXTENTS_FL) ?
+			    EXT2_FALLOCATE_FORCE_UNINIT :
+			    EXT2_FALLOCATE_FORCE_INIT;
+	errcode_t err;
+	int ret;
+
+	/* fallocate updates *inode in place (i_block, i_blocks): save it. */
+	err = ext2fs_fallocate(fs->e2, flags, ino, (struct ext2_inode *)inode,
+			       ~0ULL, lblk, count);
+	ret = fsi_write(fs, ino, inode);
+	if (err)
+		return FS_ERR(fs, err, ino);
+	return ret;
+}
+
+int iomap_begin(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
+		enum iomap_op op, struct iomap *map)
+{
+	uint64_t bs = fs->e2->blocksize;
+	struct ext2_inode_large inode;
+	blk64_t lblk = pos / bs, want;
+	struct bmap m;
+	int ret;
+
+	if (!len)
+		len = 1;
+	want = (pos + len + bs - 1) / bs - lblk;
+	memset(map, 0, sizeof(*map));
+	ret = fsi_read(fs, ino, &inode);
+	if (ret)
+		return ret;
+	if (inode.i_flags & EXT4_INLINE_DATA_FL) {
+		map->type = IOMAP_INLINE;
+		map->length = fsi_size(&inode);
+		return 0;
+	}
+	if (op == IOMAP_OP_WRITE && pos + len > iomap_max_size(fs, &inode))
+		return -EFBIG;
+	ret = map_blocks(fs, ino, &inode, lblk, want, &m);
+	if (ret)
+		return ret;
+	if (op == IOMAP_OP_WRITE && m.type == IOMAP_HOLE) {
+		blk64_t count = m.count < want ? m.count : want;
+
+		ret = alloc_blocks(fs, ino, &inode, lblk, count);
+		if (ret && ret != -ENOSPC)
+			return ret;
+		/* On ENOSPC, use whatever part did get allocated. */
+		ret = map_blocks(fs, ino, &inode, lblk, count, &m) ?: ret;
+		if (m.type == IOMAP_HOLE)
+			return ret ? ret : -ENOSPC;
+		ret = 0;
+		map->flags |= IOMAP_F_NEW;
+		if (m.count > count)
+			m.count = count;
+	}
+	map->type = m.type;
+	map->offset = lblk * bs;
+	map->length = m.count > (~0ULL - map->offset) / bs ?
+			      ~0ULL - map->offset :
+			      m.count * bs;
+	if (m.type == IOMAP_MAPPED || m.type == IOMAP_UNWRITTEN)
+		map->addr = m.pblk * bs;
+	return 0;
+}
+
+static int extents_mergeable(const struct ext2fs_extent *a,
+			     const struct ext2fs_extent *b)
+{
+	return !(a->e_flags & EXT2_EXTENT_FLAGS_UNINIT) &&
+	       !(b->e_flags & EXT2_EXTENT_FLAGS_UNINIT) &&
+	       a->e_lblk + a->e_len == b->e_lblk &&
+	       a->e_pblk + a->e_len == b->e_pblk &&
+	       a->e_len + b->e_len <= EXTENT_INIT_MAX;
+}
+
+/*
+ * Folds the extent starting at lblk into the one before it when they are
+ * contiguous and both written, so that streaming writes, converted a
+ * request at a time, still end up as few long extents.
+ */
+static errcode_t merge_with_prev(ext2_extent_handle_t h, blk64_t lblk)
+{
+	struct ext2fs_extent cur, prev;
+	errcode_t err;
+
+	if (ext2fs_extent_goto2(h, 0, lblk) ||
+	    ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &cur) ||
+	    cur.e_lblk != lblk ||
+	    ext2fs_extent_get(h, EXT2_EXTENT_PREV_LEAF, &prev) ||
+	    !extents_mergeable(&prev, &cur))
+		return 0;
+	prev.e_len += cur.e_len;
+	err = ext2fs_extent_replace(h, 0, &prev);
+	/* prev now covers lblk too: step to cur explicitly to delete it. */
+	if (!err)
+		err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT_LEAF, &cur);
+	if (!err && cur.e_lblk != lblk)
+		err = EXT2_ET_EXTENT_NOT_FOUND;
+	if (!err)
+		err = ext2fs_extent_delete(h, 0);
+	if (!err)
+		err = ext2fs_extent_fix_parents(h);
+	return err;
+}
+
+/*
+ * Makes [a, b) of the unwritten extent at the handle's position written:
+ * the extent is split into up to three pieces (unwritten, written,
+ * unwritten) and the written piece merged with its written neighbours.
+ */
+static errcode_t convert_extent(ext2_extent_handle_t h,
+				const struct ext2fs_extent *e, blk64_t a,
+				blk64_t b)
+{
+	struct ext2fs_extent piece = *e;
+	blk64_t end = e->e_lblk + e->e_len;
+	errcode_t err;
+
+	if (a > e->e_lblk) {
+		piece.e_len = a - e->e_lblk;
+		err = ext2fs_extent_replace(h, 0, &piece);
+		if (err)
+			return err;
+		piece.e_lblk = a;
+		piece.e_pblk = e->e_pblk + (a - e->e_lblk);
+		piece.e_len = b - a;
+		piece.e_flags &= ~EXT2_EXTENT_FLAGS_UNINIT;
+		err = ext2fs_extent_insert(h, EXT2_EXTENT_INSERT_AFTER, &piece);
+	} else {
+		piece.e_len = b - a;
+		piece.e_flags &= ~EXT2_EXTENT_FLAGS_UNINIT;
+		err = ext2fs_extent_replace(h, 0, &piece);
+	}
+	if (!err && b < end) {
+		piece.e_lblk = b;
+		piece.e_pblk = e->e_pblk + (b - e->e_lblk);
+		piece.e_len = end - b;
+		piece.e_flags |= EXT2_EXTENT_FLAGS_UNINIT;
+		err = ext2fs_extent_insert(h, EXT2_EXTENT_INSERT_AFTER, &piece);
+	}
+	if (!err)
+		err = ext2fs_extent_fix_parents(h);
+	if (!err)
+		err = merge_with_prev(h, a);
+	if (!err && b == end)
+		err = merge_with_prev(h, b);
+	return err;
+}
+
+/* Converts the unwritten blocks of [lblk, lblk+count) to written. */
+static int convert_unwritten(struct fs *fs, ext2_ino_t ino,
+			     struct ext2_inode_large *inode, blk64_t lblk,
+			     blk64_t count)
+{
+	ext2_extent_handle_t h;
+	struct ext2fs_extent e;
+	blk64_t end = lblk + count;
+	errcode_t err;
+	int ret;
+
+	err = ext2fs_extent_open2(fs->e2, ino, (struct ext2_inode *)inode, &h);
+	if (err)
+		return FS_ERR(fs, err, ino);
+	while (lblk < end) {
+		blk64_t b;
+
+		err = ext2fs_extent_goto2(h, 0, lblk);
+		if (err == EXT2_ET_EXTENT_NOT_FOUND) {
+			err = 0;
+			lblk++; /* a hole inside the range: nothing to do */
+			continue;
+		}
+		if (!err)
+			err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
+		if (err)
+			break;
+		if (e.e_lblk > lblk || e.e_lblk + e.e_len <= lblk) {
+			lblk++;
+			continue;
+		}
+		b = e.e_lblk + e.e_len < end ? e.e_lblk + e.e_len : end;
+		if (e.e_flags & EXT2_EXTENT_FLAGS_UNINIT) {
+			err = convert_extent(h, &e, lblk, b);
+			if (err)
+				break;
+		}
+		lblk = b;
+	}
+	ext2fs_extent_free(h);
+	/* The handle edited *inode in place (root, i_blocks). */
+	ret = fsi_write(fs, ino, inode);
+	return err ? FS_ERR(fs, err, ino) : ret;
+}
+
+int ioend(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
+	  int error)
+{
+	uint64_t bs = fs->e2->blocksize;
+	struct ext2_inode_large inode;
+	int ret;
+
+	if (error || !len)
+		return 0;
+	ret = fsi_read(fs, ino, &inode);
+	if (ret)
+		return ret;
+	if (inode.i_flags & EXT4_EXTENTS_FL) {
+		blk64_t lblk = pos / bs;
+
+		ret = convert_unwritten(fs, ino, &inode, lblk,
+					(pos + len + bs - 1) / bs - lblk);
+		if (ret)
+			return ret;
+	}
+	if (pos + len > fsi_size(&inode)) {
+		errcode_t err = ext2fs_inode_size_set(
+			fs->e2, (struct ext2_inode *)&inode, pos + len);
+
+		if (err)
+			return FS_ERR(fs, err, ino);
+	}
+	fsi_touch(&inode, FSI_TOUCH_MTIME | FSI_TOUCH_CTIME);
+	return fsi_write(fs, ino, &inode);
+}
+
+int iomap_punch(struct fs *fs, ext2_ino_t ino, uint64_t start, uint64_t end)
+{
+	uint64_t bs = fs->e2->blocksize;
+	blk64_t first = (start + bs - 1) / bs, last;
+	struct ext2_inode_large inode;
+	errcode_t err;
+	int ret;
+
+	last = end == ~0ULL ? ~0ULL : end / bs; /* exclusive */
+	if (last != ~0ULL && last <= first)
+		return 0;
+	ret = fsi_read(fs, ino, &inode);
+	if (ret)
+		return ret;
+	err = ext2fs_punch(fs->e2, ino, (struct ext2_inode *)&inode, NULL,
+			   first, last == ~0ULL ? ~0ULL : last - 1);
+	if (err)
+		return FS_ERR(fs, err, ino);
+	return 0;
+}

@@ -1,0 +1,89 @@
+/*
+ * The iomap engine: where does the byte range [pos, pos+len) of an inode
+ * live? Modelled on the kernel's iomap_begin / iomap_end / ioend. Offsets,
+ * lengths and addresses are all in bytes. Every function here expects the
+ * fs lock held; data IO happens elsewhere, outside that lock.
+ */
+#ifndef CORE_IOMAP_H
+#define CORE_IOMAP_H
+
+#include "core/fs_internal.h"
+
+enum iomap_type {
+	IOMAP_HOLE,      /* nothing allocated: reads give zeros */
+	IOMAP_MAPPED,    /* allocated and written: addr is valid */
+	IOMAP_UNWRITTEN, /* allocated, reads give zeros: addr is valid */
+	IOMAP_INLINE,    /* data lives in the inode */
+};
+
+/* Blocks allocated by this iomap_begin: bytes not written must be zeroed. */
+#define IOMAP_F_NEW (1u << 0)
+
+enum iomap_op {
+	IOMAP_OP_READ,   /* reading data */
+	IOMAP_OP_REPORT, /* SEEK_DATA/SEEK_HOLE, FIEMAP: no allocation */
+	IOMAP_OP_WRITE,  /* writing data: holes get allocated */
+};
+
+struct iomap {
+	uint64_t offset; /* file offset of the mapping, block aligned */
+	uint64_t length; /* bytes, a whole number of blocks */
+	uint64_t addr;   /* device byte address (MAPPED, UNWRITTEN) */
+	enum iomap_type type;
+	unsigned flags;
+};
+
+/*
+ * The mapping of the extent containing pos (may be shorter or longer than
+ * len). For IOMAP_OP_WRITE a hole is allocated first (unwritten extents on
+ * extent-mapped files, zero-pending blocks on block-mapped ones) and
+ * reported with IOMAP_F_NEW. Returns 0 or -errno (-ENOSPC, -EFBIG,
+ * -EFSCORRUPTED for mappings that point outside the filesystem).
+ */
+int iomap_begin(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
+		enum iomap_op op, struct iomap *map);
+/*
+ * After data reached the device: converts unwritten blocks of the range to
+ * written, grows i_size to pos+len, stamps mtime/ctime. On error the
+ * range stays unwritten and the size unchanged.
+ */
+int ioend(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
+	  int error);
+
+/*
+ * Frees the blocks wholly inside [start, end) (end = ~0: to the end).
+ * Metadata only: never reads or writes data blocks through libext2fs; the
+ * caller zeroes partial blocks through the executor.
+ */
+int iomap_punch(struct fs *fs, ext2_ino_t ino, uint64_t start, uint64_t end);
+
+/* Largest file size this inode's mapping scheme allows, in bytes. */
+uint64_t iomap_max_size(struct fs *fs, const struct ext2_inode_large *inode);
+
+/* ---- iomap_io.c: the userspace executor ---- */
+
+/*
+ * Does this inode's data go through the iomap path? Regular files whose
+ * data lives in blocks; not inline-data, encrypted or verity files; with
+ * fs->iomap_hardlinks clear (fuse2fs), not files with several links.
+ */
+int file_uses_iomap(struct fs *fs, const struct ext2_inode_large *inode);
+/*
+ * Reads and writes through the image fd. Called WITHOUT fs->lock: they
+ * take the inode's IO lock and fs->lock themselves. Return bytes moved
+ * (short at EOF, or after ENOSPC once something was written) or -errno.
+ */
+ssize_t iomap_read(struct fs *fs, ext2_ino_t ino, void *buf, size_t size,
+		   off_t off);
+ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
+		    size_t size, off_t off, int append,
+		    const struct fs_cred *cred);
+/*
+ * Sets i_size: shrinking zeroes the tail of the last block through the
+ * executor and frees the blocks past it; growing leaves a hole. Expects
+ * fs->lock AND the inode's exclusive IO lock held; *inode is written.
+ */
+int iomap_truncate_locked(struct fs *fs, ext2_ino_t ino,
+			  struct ext2_inode_large *inode, uint64_t size);
+
+#endif

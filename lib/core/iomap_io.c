@@ -1,0 +1,308 @@
+/*
+ * The userspace executor: moves file data between the caller's buffer and
+ * the image fd at the addresses the iomap engine hands out. The mapping is
+ * computed under fs->lock; the IO itself runs outside it, under the
+ * inode's IO lock (shared for reads and overwrites, exclusive when blocks
+ * are allocated or converted, or the size shrinks), so a read can never
+ * see blocks that another file got after a truncate freed them.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "core/iomap.h"
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t addr)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, addr);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* the image ends inside the filesystem */
+		buf = (char *)buf + n;
+		len -= n;
+		addr += n;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t addr)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, addr);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf = (const char *)buf + n;
+		len -= n;
+		addr += n;
+	}
+	return 0;
+}
+
+static int pwrite_zeros(int fd, size_t len, uint64_t addr)
+{
+	static const char zeros[65536];
+
+	while (len) {
+		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
+		int ret = pwrite_full(fd, zeros, n, addr);
+
+		if (ret)
+			return ret;
+		len -= n;
+		addr += n;
+	}
+	return 0;
+}
+
+int file_uses_iomap(struct fs *fs, const struct ext2_inode_large *inode)
+{
+	if (fs->iomap_mode == FS_IOMAP_OFF || !LINUX_S_ISREG(inode->i_mode))
+		return 0;
+	if (inode->i_flags &
+	    (EXT4_INLINE_DATA_FL | EXT4_ENCRYPT_FL | EXT4_VERITY_FL))
+		return 0;
+	return fs->iomap_hardlinks || inode->i_links_count <= 1;
+}
+
+ssize_t iomap_read(struct fs *fs, ext2_ino_t ino, void *buf, size_t size,
+		   off_t off)
+{
+	struct ext2_inode_large inode;
+	struct iref *r;
+	uint64_t pos = off, end;
+	ssize_t ret;
+
+	r = iref_pin(fs, ino, 0);
+	if (!r)
+		return -ENOMEM;
+	fs_lock(fs);
+	ret = fsi_read(fs, ino, &inode);
+	fs_unlock(fs);
+	if (ret)
+		goto out;
+	end = fsi_size(&inode);
+	if (pos >= end || !size)
+		goto out;
+	if (size > end - pos)
+		size = end - pos;
+	end = pos + size;
+	while (pos < end) {
+		struct iomap map;
+		uint64_t n;
+		char *dst = (char *)buf + (pos - off);
+
+		fs_lock(fs);
+		ret = iomap_begin(fs, ino, pos, end - pos, IOMAP_OP_READ, &map);
+		fs_unlock(fs);
+		if (ret)
+			goto out;
+		n = map.offset + map.length - pos;
+		if (n > end - pos)
+			n = end - pos;
+		if (map.type == IOMAP_MAPPED) {
+			ret = pread_full(fs->data_fd, dst, n,
+					 map.addr + (pos - map.offset));
+			if (ret)
+				goto out;
+		} else if (map.type == IOMAP_INLINE) {
+			ret = -EIO; /* file_uses_iomap said no to these */
+			goto out;
+		} else {
+			memset(dst, 0, n);
+		}
+		pos += n;
+	}
+out:
+	iref_unpin(fs, r);
+	return ret < 0 ? ret : (ssize_t)(pos - off);
+}
+
+/*
+ * Under the shared lock: is [pos, end) all written blocks, so the data
+ * can go straight over it? Anything else needs the exclusive lock.
+ */
+static int range_is_overwrite(struct fs *fs, ext2_ino_t ino, uint64_t pos,
+			      uint64_t end)
+{
+	struct iomap map;
+
+	while (pos < end) {
+		if (iomap_begin(fs, ino, pos, end - pos, IOMAP_OP_REPORT,
+				&map) ||
+		    map.type != IOMAP_MAPPED)
+			return 0;
+		pos = map.offset + map.length;
+	}
+	return 1;
+}
+
+/* Clears setuid, and setgid with group exec, as a write by non-root does. */
+static int kill_suid(struct fs *fs, ext2_ino_t ino,
+		     struct ext2_inode_large *inode, const struct fs_cred *cred)
+{
+	mode_t mode = inode->i_mode;
+
+	if (!cred || cred->uid == 0)
+		return 0;
+	if (mode & S_ISUID)
+		mode &= ~S_ISUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		mode &= ~S_ISGID;
+	if (mode == inode->i_mode)
+		return 0;
+	inode->i_mode = mode;
+	fsi_touch(inode, FSI_TOUCH_CTIME);
+	return fsi_write(fs, ino, inode);
+}
+
+/* Writes one mapping's share of the data; zeroes new blocks around it. */
+static int write_segment(struct fs *fs, const struct iomap *map,
+			 const char *src, uint64_t pos, uint64_t n)
+{
+	uint64_t bs = fs->e2->blocksize;
+	uint64_t addr = map->addr + (pos - map->offset);
+	int ret;
+
+	if (map->type == IOMAP_UNWRITTEN || (map->flags & IOMAP_F_NEW)) {
+		/* The whole block becomes written: its other bytes read 0. */
+		uint64_t head = pos % bs, tail = (pos + n) % bs;
+
+		if (head) {
+			ret = pwrite_zeros(fs->data_fd, head, addr - head);
+			if (ret)
+				return ret;
+		}
+		if (tail) {
+			ret = pwrite_zeros(fs->data_fd, bs - tail, addr + n);
+			if (ret)
+				return ret;
+		}
+	}
+	return pwrite_full(fs->data_fd, src, n, addr);
+}
+
+ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
+		    size_t size, off_t off, int append,
+		    const struct fs_cred *cred)
+{
+	struct ext2_inode_large inode;
+	int exclusive = 0;
+	uint64_t pos, start, end;
+	struct iref *r;
+	ssize_t ret;
+
+again:
+	r = iref_pin(fs, ino, exclusive);
+	if (!r)
+		return -ENOMEM;
+	fs_lock(fs);
+	ret = fsi_read(fs, ino, &inode);
+	if (ret)
+		goto unlock;
+	start = append ? fsi_size(&inode) : (uint64_t)off;
+	end = start + size;
+	if (end < start || end > iomap_max_size(fs, &inode)) {
+		ret = -EFBIG;
+		goto unlock;
+	}
+	ret = kill_suid(fs, ino, &inode, cred);
+	if (ret)
+		goto unlock;
+	if (!exclusive && !range_is_overwrite(fs, ino, start, end)) {
+		fs_unlock(fs);
+		iref_unpin(fs, r);
+		exclusive = 1;
+		goto again;
+	}
+	fs_unlock(fs);
+
+	pos = start;
+	while (pos < end) {
+		struct iomap map;
+		uint64_t n;
+
+		fs_lock(fs);
+		ret = iomap_begin(fs, ino, pos, end - pos,
+				  exclusive ? IOMAP_OP_WRITE : IOMAP_OP_READ,
+				  &map);
+		fs_unlock(fs);
+		if (ret)
+			break;
+		if (map.type == IOMAP_INLINE || map.type == IOMAP_HOLE) {
+			ret = -EIO;
+			break;
+		}
+		n = map.offset + map.length - pos;
+		if (n > end - pos)
+			n = end - pos;
+		ret = write_segment(fs, &map, (const char *)buf + (pos - start),
+				    pos, n);
+		if (ret)
+			break;
+		pos += n;
+	}
+	fs_lock(fs);
+	if (pos > start) {
+		int err = ioend(fs, ino, start, pos - start, 0);
+
+		if (err)
+			ret = err;
+		else
+			ret = pos - start; /* a short write keeps what it did */
+	}
+unlock:
+	fs_unlock(fs);
+	iref_unpin(fs, r);
+	return ret;
+}
+
+/* Zeroes [from, to of its block) if that block is written. */
+static int zero_partial_block(struct fs *fs, ext2_ino_t ino, uint64_t from)
+{
+	uint64_t bs = fs->e2->blocksize;
+	struct iomap map;
+	int ret;
+
+	if (!(from % bs))
+		return 0;
+	ret = iomap_begin(fs, ino, from, 1, IOMAP_OP_REPORT, &map);
+	if (ret || map.type != IOMAP_MAPPED)
+		return ret;
+	return pwrite_zeros(fs->data_fd, bs - from % bs,
+			    map.addr + (from - map.offset));
+}
+
+int iomap_truncate_locked(struct fs *fs, ext2_ino_t ino,
+			  struct ext2_inode_large *inode, uint64_t size)
+{
+	uint64_t old = fsi_size(inode);
+	errcode_t err;
+	int ret;
+
+	if (size > iomap_max_size(fs, inode))
+		return -EFBIG;
+	ret = fsi_write(fs, ino, inode);
+	if (ret)
+		return ret;
+	if (size < old) {
+		ret = zero_partial_block(fs, ino, size);
+		if (!ret)
+			ret = iomap_punch(fs, ino, size, ~0ULL);
+		if (ret)
+			return ret;
+		ret = fsi_read(fs, ino, inode);
+		if (ret)
+			return ret;
+	}
+	err = ext2fs_inode_size_set(fs->e2, (struct ext2_inode *)inode, size);
+	if (err)
+		return FS_ERR(fs, err, ino);
+	return fsi_write(fs, ino, inode);
+}

@@ -1,0 +1,264 @@
+/*
+ * Unit tests of the iomap engine and the userspace executor: mappings of
+ * holes, written and unwritten extents and block maps; writes into holes,
+ * past EOF and into unwritten extents; truncates; and a random-operation
+ * run checked against an in-memory model, on extent and block-mapped files.
+ */
+#include <fcntl.h>
+
+#include "unit.h"
+#include "core/iomap.h"
+
+#define MODEL_MAX (3u << 20)
+
+static unsigned char model[MODEL_MAX], got[MODEL_MAX];
+
+/* An empty regular file made by debugfs; returns its inode number. */
+static ext2_ino_t make_file(const char *img, const char *name)
+{
+	char cmd[256];
+	FILE *p;
+	unsigned ino = 0;
+
+	unit_run("debugfs -w -R 'write /dev/null %s' %s >/dev/null 2>&1", name,
+		 img);
+	snprintf(cmd, sizeof(cmd), "debugfs -R 'stat %s' %s 2>/dev/null", name,
+		 img);
+	p = popen(cmd, "r");
+	if (!p || fscanf(p, "Inode: %u", &ino) != 1)
+		ino = 0;
+	if (p)
+		pclose(p);
+	return ino;
+}
+
+static int truncate_to(struct fs *fs, ext2_ino_t ino, uint64_t size)
+{
+	struct ext2_inode_large inode;
+	int ret;
+
+	fs_lock(fs);
+	ret = fsi_read(fs, ino, &inode);
+	if (!ret)
+		ret = iomap_truncate_locked(fs, ino, &inode, size);
+	fs_unlock(fs);
+	return ret;
+}
+
+static uint64_t file_size(struct fs *fs, ext2_ino_t ino)
+{
+	struct ext2_inode_large inode;
+
+	fs_lock(fs);
+	fsi_read(fs, ino, &inode);
+	fs_unlock(fs);
+	return fsi_size(&inode);
+}
+
+static void test_basic(const char *img_args, const char *name)
+{
+	const char *img = unit_mkfs(name, img_args, 65536);
+	struct fs_cred cred = unit_root();
+	ext2_ino_t ino = make_file(img, "f");
+	struct fs *fs;
+	struct iomap map;
+	char buf[8192];
+	unsigned i;
+
+	CHECK(ino != 0);
+	fs = unit_open(img, 0);
+
+	/* Empty file: a hole to infinity, nothing to read. */
+	fs_lock(fs);
+	CHECK_EQ(iomap_begin(fs, ino, 0, 4096, IOMAP_OP_REPORT, &map), 0);
+	fs_unlock(fs);
+	CHECK_EQ(map.type, IOMAP_HOLE);
+	CHECK_EQ(iomap_read(fs, ino, buf, sizeof(buf), 0), 0);
+
+	/* A write past EOF leaves a hole before it. */
+	memset(buf, 'a', sizeof(buf));
+	CHECK_EQ(iomap_write(fs, ino, buf, 100, 1 << 20, 0, &cred), 100);
+	CHECK_EQ(file_size(fs, ino), (1 << 20) + 100);
+	CHECK_EQ(iomap_read(fs, ino, buf, sizeof(buf), (1 << 20) - 4096), 4196);
+	for (i = 0; i < 4096 && !buf[i]; i++)
+		;
+	CHECK_EQ(i, 4096);
+	CHECK(buf[4096] == 'a' && buf[4195] == 'a');
+	fs_lock(fs);
+	CHECK_EQ(iomap_begin(fs, ino, 1 << 20, 1, IOMAP_OP_REPORT, &map), 0);
+	fs_unlock(fs);
+	CHECK_EQ(map.type, IOMAP_MAPPED);
+	CHECK(map.addr != 0);
+
+	/* Append mode writes at EOF. */
+	CHECK_EQ(iomap_write(fs, ino, "xyz", 3, 0, 1, &cred), 3);
+	CHECK_EQ(file_size(fs, ino), (1 << 20) + 103);
+
+	/* Shrinking mid-block zeroes the tail: growing shows zeros. */
+	CHECK_EQ(truncate_to(fs, ino, (1 << 20) + 10), 0);
+	CHECK_EQ(truncate_to(fs, ino, (1 << 20) + 200), 0);
+	memset(buf, 1, sizeof(buf));
+	CHECK_EQ(iomap_read(fs, ino, buf, 200, 1 << 20), 200);
+	CHECK(buf[9] == 'a' && buf[10] == 0 && buf[199] == 0);
+	fs_close(fs);
+	unit_fsck(img);
+}
+
+/* Unwritten extents read as zeros; partial writes zero the rest. */
+static void test_unwritten(void)
+{
+	const char *img = unit_mkfs("unwritten.img", "-t ext4 -b 4096", 65536);
+	struct fs_cred cred = unit_root();
+	ext2_ino_t ino = make_file(img, "f");
+	struct ext2_inode_large inode;
+	struct iomap map;
+	char buf[16384];
+	struct fs *fs = unit_open(img, 0);
+	unsigned i;
+
+	fs_lock(fs);
+	fsi_read(fs, ino, &inode);
+	CHECK_EQ(ext2fs_fallocate(fs->e2, EXT2_FALLOCATE_FORCE_UNINIT, ino,
+				  (struct ext2_inode *)&inode, ~0ULL, 0, 4),
+		 0);
+	fsi_read(fs, ino, &inode);
+	ext2fs_inode_size_set(fs->e2, (struct ext2_inode *)&inode, 16384);
+	fsi_write(fs, ino, &inode);
+	CHECK_EQ(iomap_begin(fs, ino, 0, 16384, IOMAP_OP_REPORT, &map), 0);
+	fs_unlock(fs);
+	CHECK_EQ(map.type, IOMAP_UNWRITTEN);
+	CHECK_EQ(map.length, 16384);
+
+	/* Stale bytes on disk under the extent must never show. */
+	fs_lock(fs);
+	fs_unlock(fs);
+	{
+		char junk[16384];
+
+		memset(junk, 0x5a, sizeof(junk));
+		CHECK_EQ(pwrite(fs->data_fd, junk, sizeof(junk), map.addr),
+			 (ssize_t)sizeof(junk));
+	}
+	CHECK_EQ(iomap_read(fs, ino, buf, sizeof(buf), 0), 16384);
+	for (i = 0; i < sizeof(buf) && !buf[i]; i++)
+		;
+	CHECK_EQ(i, sizeof(buf));
+
+	CHECK_EQ(iomap_write(fs, ino, "hello", 5, 5000, 0, &cred), 5);
+	CHECK_EQ(iomap_read(fs, ino, buf, sizeof(buf), 0), 16384);
+	CHECK(memcmp(buf + 5000, "hello", 5) == 0);
+	for (i = 0; i < sizeof(buf) && (!buf[i] || (i >= 5000 && i < 5005)); i++)
+		;
+	CHECK_EQ(i, sizeof(buf));
+	fs_lock(fs);
+	CHECK_EQ(iomap_begin(fs, ino, 4096, 1, IOMAP_OP_REPORT, &map), 0);
+	CHECK_EQ(map.type, IOMAP_MAPPED);
+	CHECK_EQ(iomap_begin(fs, ino, 8192, 1, IOMAP_OP_REPORT, &map), 0);
+	CHECK_EQ(map.type, IOMAP_UNWRITTEN);
+	fs_unlock(fs);
+	fs_close(fs);
+	unit_fsck(img);
+}
+
+/* Sequential 4 KiB appends must end up as one extent, not thousands. */
+static void test_extents_merge(void)
+{
+	const char *img = unit_mkfs("merge.img", "-t ext4 -b 4096", 65536);
+	struct fs_cred cred = unit_root();
+	ext2_ino_t ino = make_file(img, "f");
+	struct fs *fs = unit_open(img, 0);
+	static char buf[4096];
+	struct iomap map;
+	unsigned i;
+
+	for (i = 0; i < 512; i++) {
+		memset(buf, i, sizeof(buf));
+		if (iomap_write(fs, ino, buf, sizeof(buf), i * 4096ULL, 0,
+				&cred) != 4096)
+			break;
+	}
+	CHECK_EQ(i, 512);
+	fs_lock(fs);
+	CHECK_EQ(iomap_begin(fs, ino, 0, 1, IOMAP_OP_REPORT, &map), 0);
+	fs_unlock(fs);
+	CHECK_EQ(map.type, IOMAP_MAPPED);
+	CHECK_EQ(map.length, 512 * 4096);
+	fs_close(fs);
+	unit_fsck(img);
+}
+
+/* Random writes, truncates and reads against a model of the file. */
+static void test_random(const char *img_args, const char *name,
+			unsigned seed)
+{
+	const char *img = unit_mkfs(name, img_args, 65536);
+	struct fs_cred cred = unit_root();
+	ext2_ino_t ino = make_file(img, "f");
+	struct fs *fs = unit_open(img, 0);
+	uint64_t size = 0;
+	unsigned op, bad = 0;
+
+	srandom(seed);
+	memset(model, 0, sizeof(model));
+	for (op = 0; op < 2000 && !bad; op++) {
+		unsigned kind = random() % 10;
+		uint64_t off = random() % (MODEL_MAX - 70000);
+		size_t len = 1 + random() % 65536;
+
+		if (kind < 5) {
+			unsigned char *p = got;
+			size_t i;
+
+			for (i = 0; i < len; i++)
+				p[i] = (unsigned char)random();
+			if (iomap_write(fs, ino, p, len, off, 0, &cred) !=
+			    (ssize_t)len) {
+				printf("FAIL write op %u\n", op);
+				bad++;
+			}
+			memcpy(model + off, p, len);
+			if (off + len > size)
+				size = off + len;
+		} else if (kind < 7) {
+			uint64_t nsize = random() % MODEL_MAX;
+
+			if (truncate_to(fs, ino, nsize)) {
+				printf("FAIL truncate op %u\n", op);
+				bad++;
+			}
+			if (nsize < size)
+				memset(model + nsize, 0, size - nsize);
+			size = nsize;
+		} else {
+			ssize_t want = off >= size ? 0 :
+				       (ssize_t)(size - off < len ? size - off : len);
+			ssize_t n = iomap_read(fs, ino, got, len, off);
+
+			if (n != want || memcmp(got, model + off, want)) {
+				printf("FAIL read op %u off %llu len %zu: %zd/%zd\n",
+				       op, (unsigned long long)off, len, n, want);
+				bad++;
+			}
+		}
+	}
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(file_size(fs, ino), size);
+	CHECK_EQ(iomap_read(fs, ino, got, MODEL_MAX, 0), (ssize_t)size);
+	CHECK(memcmp(got, model, size) == 0);
+	fs_close(fs);
+	unit_fsck(img);
+}
+
+int main(void)
+{
+	test_basic("-t ext4 -b 4096", "ext4.img");
+	test_basic("-t ext2 -b 1024", "ext2.img");
+	test_basic("-t ext3", "ext3.img");
+	test_unwritten();
+	test_extents_merge();
+	test_random("-t ext4 -b 4096", "rand4.img", 1);
+	test_random("-t ext4 -b 1024", "rand4k1.img", 2);
+	test_random("-t ext2 -b 1024", "rand2.img", 3);
+	test_random("-t ext3", "rand3.img", 4);
+	return unit_done();
+}
