@@ -86,4 +86,21 @@ ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
 int iomap_truncate_locked(struct fs *fs, ext2_ino_t ino,
 			  struct ext2_inode_large *inode, uint64_t size);
 
+/* ---- iomap_ops.c: what rides on the mappings ---- */
+
+/*
+ * fallocate(2): 0 and KEEP_SIZE allocate unwritten extents; PUNCH_HOLE
+ * (with KEEP_SIZE) frees whole blocks and zeroes partial ones; ZERO_RANGE
+ * leaves the range allocated and unwritten. Other modes and block-mapped
+ * files: -EOPNOTSUPP, as ext4. Takes its locks itself.
+ */
+int iomap_fallocate(struct fs *fs, ext2_ino_t ino, int mode, uint64_t off,
+		    uint64_t len);
+/* SEEK_DATA / SEEK_HOLE; unwritten extents count as holes. -ENXIO. */
+off_t iomap_seek(struct fs *fs, ext2_ino_t ino, off_t off, int whence);
+/* copy_file_range between two iomap files, through the image fd. */
+ssize_t iomap_copy_range(struct fs *fs, ext2_ino_t ino_in, off_t off_in,
+			 ext2_ino_t ino_out, off_t off_out, size_t len,
+			 const struct fs_cred *cred);
+
 #endif

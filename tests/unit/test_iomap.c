@@ -5,6 +5,7 @@
  * run checked against an in-memory model, on extent and block-mapped files.
  */
 #include <fcntl.h>
+#include <linux/falloc.h>
 
 #include "unit.h"
 #include "core/iomap.h"
@@ -187,9 +188,55 @@ static void test_extents_merge(void)
 	unit_fsck(img);
 }
 
+/* SEEK_DATA/SEEK_HOLE over data, holes and unwritten extents. */
+static void test_seek_and_fallocate(void)
+{
+	const char *img = unit_mkfs("seek.img", "-t ext4 -b 4096", 65536);
+	struct fs_cred cred = unit_root();
+	ext2_ino_t ino = make_file(img, "f");
+	struct fs *fs = unit_open(img, 0);
+	char buf[4096];
+
+	memset(buf, 'd', sizeof(buf));
+	/* data [0,4k) hole [4k,64k) unwritten [64k,128k) data [128k,132k) */
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 0, 0, &cred), 4096);
+	CHECK_EQ(iomap_fallocate(fs, ino, 0, 65536, 65536), 0);
+	CHECK_EQ(file_size(fs, ino), 131072);
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 131072, 0, &cred), 4096);
+	CHECK_EQ(iomap_seek(fs, ino, 0, SEEK_DATA), 0);
+	CHECK_EQ(iomap_seek(fs, ino, 0, SEEK_HOLE), 4096);
+	CHECK_EQ(iomap_seek(fs, ino, 4096, SEEK_DATA), 131072);
+	CHECK_EQ(iomap_seek(fs, ino, 131072, SEEK_HOLE), 135168);
+	CHECK_EQ(iomap_seek(fs, ino, 135168, SEEK_DATA), -ENXIO);
+	/* KEEP_SIZE past EOF does not change the size. */
+	CHECK_EQ(iomap_fallocate(fs, ino, FALLOC_FL_KEEP_SIZE, 1 << 20, 8192), 0);
+	CHECK_EQ(file_size(fs, ino), 135168);
+	/* Punch needs KEEP_SIZE; collapse is not supported. */
+	CHECK_EQ(iomap_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE, 0, 4096),
+		 -EOPNOTSUPP);
+	CHECK_EQ(iomap_fallocate(fs, ino, FALLOC_FL_COLLAPSE_RANGE, 0, 4096),
+		 -EOPNOTSUPP);
+	CHECK_EQ(iomap_fallocate(fs, ino,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 100, 4096 * 3),
+		 0);
+	CHECK_EQ(iomap_read(fs, ino, buf, 4096, 0), 4096);
+	CHECK(buf[99] == 'd' && buf[100] == 0 && buf[4095] == 0);
+	fs_close(fs);
+	unit_fsck(img);
+
+	/* Block-mapped files cannot hold unwritten extents: EOPNOTSUPP. */
+	img = unit_mkfs("seek2.img", "-t ext2", 65536);
+	ino = make_file(img, "f");
+	fs = unit_open(img, 0);
+	CHECK_EQ(iomap_fallocate(fs, ino, 0, 0, 4096), -EOPNOTSUPP);
+	fs_close(fs);
+	unit_fsck(img);
+}
+
 /* Random writes, truncates and reads against a model of the file. */
 static void test_random(const char *img_args, const char *name,
-			unsigned seed)
+			unsigned seed, int extents)
 {
 	const char *img = unit_mkfs(name, img_args, 65536);
 	struct fs_cred cred = unit_root();
@@ -201,7 +248,7 @@ static void test_random(const char *img_args, const char *name,
 	srandom(seed);
 	memset(model, 0, sizeof(model));
 	for (op = 0; op < 2000 && !bad; op++) {
-		unsigned kind = random() % 10;
+		unsigned kind = random() % (extents ? 13 : 10);
 		uint64_t off = random() % (MODEL_MAX - 70000);
 		size_t len = 1 + random() % 65536;
 
@@ -229,6 +276,27 @@ static void test_random(const char *img_args, const char *name,
 			if (nsize < size)
 				memset(model + nsize, 0, size - nsize);
 			size = nsize;
+		} else if (kind >= 10) {
+			static const int modes[] = {
+				FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				FALLOC_FL_ZERO_RANGE,
+				FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				FALLOC_FL_KEEP_SIZE,
+				0,
+			};
+			int mode = modes[random() % 5];
+
+			if (iomap_fallocate(fs, ino, mode, off, len)) {
+				printf("FAIL fallocate op %u mode %x\n", op, mode);
+				bad++;
+			}
+			if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+				memset(model + off, 0,
+				       off >= size ? 0 :
+				       size - off < len ? size - off : len);
+			if (!(mode & (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) &&
+			    off + len > size)
+				size = off + len;
 		} else {
 			ssize_t want = off >= size ? 0 :
 				       (ssize_t)(size - off < len ? size - off : len);
@@ -256,9 +324,11 @@ int main(void)
 	test_basic("-t ext3", "ext3.img");
 	test_unwritten();
 	test_extents_merge();
-	test_random("-t ext4 -b 4096", "rand4.img", 1);
-	test_random("-t ext4 -b 1024", "rand4k1.img", 2);
-	test_random("-t ext2 -b 1024", "rand2.img", 3);
-	test_random("-t ext3", "rand3.img", 4);
+	test_seek_and_fallocate();
+	test_random("-t ext4 -b 4096", "rand4.img", 1, 1);
+	test_random("-t ext4 -b 1024", "rand4k1.img", 2, 1);
+	test_random("-t ext4 -b 4096", "rand4b.img", 5, 1);
+	test_random("-t ext2 -b 1024", "rand2.img", 3, 0);
+	test_random("-t ext3", "rand3.img", 4, 0);
 	return unit_done();
 }
