@@ -281,6 +281,13 @@ int fsi_free(struct fs *fs, ext2_ino_t ino)
 		if (ret)
 			return ret;
 	}
+	/* EA inodes hold their own blocks: release them first. */
+	ret = xattr_release(fs, ino);
+	if (ret)
+		return ret;
+	ret = fsi_read(fs, ino, &inode);
+	if (ret)
+		return ret;
 	if (ext2fs_file_acl_block(fs->e2, (struct ext2_inode *)&inode)) {
 		err = ext2fs_free_ext_attr(fs->e2, ino, &inode);
 		if (err)
