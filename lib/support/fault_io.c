@@ -1,0 +1,316 @@
+/*
+ * fault_io_manager: a stacking io_manager for tests that fails the Nth
+ * read or write with EIO, above the channel underneath or, in device
+ * mode, below a cache_io channel. See fault_io.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/cache_io.h"
+#include "support/fault_io.h"
+
+#define FAULT_MAGIC 0x46494f31u /* "FIO1" */
+
+struct fault {
+	unsigned magic;
+	io_channel inner;
+	unsigned long read_nth, write_nth; /* countdowns; 0: off */
+	int device;
+	unsigned long injected;
+};
+
+static io_manager backing;
+
+static struct fault *fault_of(io_channel ch)
+{
+	struct fault *f;
+
+	if (!ch || ch->magic != EXT2_ET_MAGIC_IO_CHANNEL ||
+	    ch->manager != fault_io_manager)
+		return NULL;
+	f = ch->private_data;
+	return f && f->magic == FAULT_MAGIC ? f : NULL;
+}
+
+/* True when this IO is the one to fail. */
+static int fire(struct fault *f, int write)
+{
+	unsigned long *nth = write ? &f->write_nth : &f->read_nth;
+
+	if (!*nth || --*nth)
+		return 0;
+	f->injected++;
+	return 1;
+}
+
+static int dev_hook(void *arg, int write, unsigned long long offset,
+		    size_t len)
+{
+	(void)offset;
+	(void)len;
+	return fire(arg, write) ? EIO : 0;
+}
+
+static errcode_t fio_open(const char *name, int flags, io_channel *chp)
+{
+	io_manager m = backing ? backing : cache_io_manager;
+	io_channel ch, inner = NULL;
+	struct fault *f;
+	errcode_t err;
+
+	err = m->open(name, flags, &inner);
+	if (err)
+		return err;
+	ch = calloc(1, sizeof(*ch));
+	f = calloc(1, sizeof(*f));
+	if (ch)
+		ch->name = strdup(name);
+	if (!ch || !f || !ch->name) {
+		if (ch)
+			free(ch->name);
+		free(ch);
+		free(f);
+		io_channel_close(inner);
+		return EXT2_ET_NO_MEMORY;
+	}
+	f->magic = FAULT_MAGIC;
+	f->inner = inner;
+	ch->magic = EXT2_ET_MAGIC_IO_CHANNEL;
+	ch->manager = fault_io_manager;
+	ch->block_size = inner->block_size;
+	ch->refcount = 1;
+	ch->flags = inner->flags;
+	ch->private_data = f;
+	*chp = ch;
+	return 0;
+}
+
+static errcode_t fio_close(io_channel ch)
+{
+	struct fault *f = ch->private_data;
+	errcode_t err;
+
+	if (--ch->refcount > 0)
+		return 0;
+	/* The cache may still write back through dev_hook: f lives on. */
+	err = io_channel_close(f->inner);
+	f->magic = 0;
+	free(f);
+	free(ch->name);
+	ch->magic = 0;
+	free(ch);
+	return err;
+}
+
+static errcode_t fio_set_blksize(io_channel ch, int blksize)
+{
+	struct fault *f = ch->private_data;
+	errcode_t err = io_channel_set_blksize(f->inner, blksize);
+
+	if (!err)
+		ch->block_size = blksize;
+	return err;
+}
+
+static errcode_t fio_read_blk64(io_channel ch, unsigned long long blk,
+				int count, void *buf)
+{
+	struct fault *f = ch->private_data;
+	errcode_t err;
+
+	if (!f->device && fire(f, 0))
+		err = EIO;
+	else
+		err = io_channel_read_blk64(f->inner, blk, count, buf);
+	if (err && ch->read_error) {
+		size_t len = count < 0 ? (size_t)-(long long)count :
+					 (size_t)count * ch->block_size;
+
+		err = ch->read_error(ch, blk, count, buf, len, 0, err);
+	}
+	return err;
+}
+
+static errcode_t fio_read_blk(io_channel ch, unsigned long blk, int count,
+			      void *buf)
+{
+	return fio_read_blk64(ch, blk, count, buf);
+}
+
+static errcode_t fio_write_blk64(io_channel ch, unsigned long long blk,
+				 int count, const void *buf)
+{
+	struct fault *f = ch->private_data;
+	errcode_t err;
+
+	if (!f->device && fire(f, 1))
+		err = EIO;
+	else
+		err = io_channel_write_blk64(f->inner, blk, count, buf);
+	if (err && ch->write_error) {
+		size_t len = count < 0 ? (size_t)-(long long)count :
+					 (size_t)count * ch->block_size;
+
+		err = ch->write_error(ch, blk, count, buf, len, 0, err);
+	}
+	return err;
+}
+
+static errcode_t fio_write_blk(io_channel ch, unsigned long blk, int count,
+			       const void *buf)
+{
+	return fio_write_blk64(ch, blk, count, buf);
+}
+
+static errcode_t fio_write_byte(io_channel ch, unsigned long offset,
+				int count, const void *buf)
+{
+	struct fault *f = ch->private_data;
+
+	if (!f->device && fire(f, 1))
+		return EIO;
+	return io_channel_write_byte(f->inner, offset, count, buf);
+}
+
+static errcode_t fio_flush(io_channel ch)
+{
+	struct fault *f = ch->private_data;
+
+	return io_channel_flush(f->inner);
+}
+
+static errcode_t fio_set_option(io_channel ch, const char *option,
+				const char *arg)
+{
+	struct fault *f = ch->private_data;
+	unsigned long n;
+	char *end;
+
+	if (strcmp(option, "fail_read") && strcmp(option, "fail_write") &&
+	    strcmp(option, "fail_device")) {
+		if (!f->inner->manager->set_option)
+			return EXT2_ET_INVALID_ARGUMENT;
+		return f->inner->manager->set_option(f->inner, option, arg);
+	}
+	if (!arg || !*arg)
+		return EXT2_ET_INVALID_ARGUMENT;
+	errno = 0;
+	n = strtoul(arg, &end, 10);
+	if (errno || *end)
+		return EXT2_ET_INVALID_ARGUMENT;
+	if (!strcmp(option, "fail_device"))
+		return fault_io_set_device(ch, n != 0);
+	if (!strcmp(option, "fail_read"))
+		f->read_nth = n;
+	else
+		f->write_nth = n;
+	return 0;
+}
+
+static errcode_t fio_get_stats(io_channel ch, io_stats *stats)
+{
+	struct fault *f = ch->private_data;
+
+	if (!f->inner->manager->get_stats)
+		return EXT2_ET_UNIMPLEMENTED;
+	return f->inner->manager->get_stats(f->inner, stats);
+}
+
+static errcode_t fio_discard(io_channel ch, unsigned long long blk,
+			     unsigned long long count)
+{
+	struct fault *f = ch->private_data;
+
+	return io_channel_discard(f->inner, blk, count);
+}
+
+static errcode_t fio_cache_readahead(io_channel ch, unsigned long long blk,
+				     unsigned long long count)
+{
+	struct fault *f = ch->private_data;
+
+	return io_channel_cache_readahead(f->inner, blk, count);
+}
+
+static errcode_t fio_zeroout(io_channel ch, unsigned long long blk,
+			     unsigned long long count)
+{
+	struct fault *f = ch->private_data;
+
+	return io_channel_zeroout(f->inner, blk, count);
+}
+
+static struct struct_io_manager fault_io_ops = {
+	.magic = EXT2_ET_MAGIC_IO_MANAGER,
+	.name = "fault-injecting I/O Manager",
+	.open = fio_open,
+	.close = fio_close,
+	.set_blksize = fio_set_blksize,
+	.read_blk = fio_read_blk,
+	.write_blk = fio_write_blk,
+	.flush = fio_flush,
+	.write_byte = fio_write_byte,
+	.set_option = fio_set_option,
+	.get_stats = fio_get_stats,
+	.read_blk64 = fio_read_blk64,
+	.write_blk64 = fio_write_blk64,
+	.discard = fio_discard,
+	.cache_readahead = fio_cache_readahead,
+	.zeroout = fio_zeroout,
+};
+
+io_manager fault_io_manager = &fault_io_ops;
+
+void fault_io_set_backing(io_manager manager)
+{
+	backing = manager;
+}
+
+io_channel fault_io_inner(io_channel ch)
+{
+	struct fault *f = fault_of(ch);
+
+	return f ? f->inner : NULL;
+}
+
+errcode_t fault_io_fail_read(io_channel ch, unsigned long nth)
+{
+	struct fault *f = fault_of(ch);
+
+	if (!f)
+		return EXT2_ET_MAGIC_IO_CHANNEL;
+	f->read_nth = nth;
+	return 0;
+}
+
+errcode_t fault_io_fail_write(io_channel ch, unsigned long nth)
+{
+	struct fault *f = fault_of(ch);
+
+	if (!f)
+		return EXT2_ET_MAGIC_IO_CHANNEL;
+	f->write_nth = nth;
+	return 0;
+}
+
+errcode_t fault_io_set_device(io_channel ch, int on)
+{
+	struct fault *f = fault_of(ch);
+
+	if (!f)
+		return EXT2_ET_MAGIC_IO_CHANNEL;
+	if (cache_io_set_dev_hook(f->inner, on ? dev_hook : NULL, f))
+		return EXT2_ET_UNIMPLEMENTED;
+	f->device = !!on;
+	f->read_nth = 0;
+	f->write_nth = 0;
+	return 0;
+}
+
+unsigned long fault_io_injected(io_channel ch)
+{
+	struct fault *f = fault_of(ch);
+
+	return f ? f->injected : 0;
+}
