@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/fs_internal.h"
+#include "support/cache_io.h"
 
 /* A one-line reason for a failed ext2fs_open2, for the command line. */
 static const char *open_error_msg(errcode_t err)
@@ -23,7 +24,7 @@ static const char *open_error_msg(errcode_t err)
 	case EPERM:
 		return "permission denied";
 	case EBUSY:
-		return "device is busy (mounted or in use)";
+		return "image is in use by another process (mounted read-write elsewhere?)";
 	case EISDIR:
 		return "is a directory, not an image or device";
 	case EXT2_ET_BAD_MAGIC:
@@ -108,6 +109,7 @@ static int mark_mounted(struct fs *fs, const char *mountpoint)
 
 int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 {
+	char io_opts[64] = "";
 	const char *dummy;
 	struct fs *fs;
 	struct stat st;
@@ -152,7 +154,11 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 
 	if (!fs->readonly)
 		flags |= EXT2_FLAG_RW | EXT2_FLAG_EXCLUSIVE;
-	err = ext2fs_open2(fs->device, NULL, flags, 0, 0, unix_io_manager,
+	/* Never NULL options: libext2fs would split the name at a '?'. */
+	if (opts->cache_size)
+		snprintf(io_opts, sizeof(io_opts), "cache_size=%llu",
+			 opts->cache_size);
+	err = ext2fs_open2(fs->device, io_opts, flags, 0, 0, cache_io_manager,
 			   &fs->e2);
 	if (err) {
 		*msg = open_error_msg(err);
@@ -162,18 +168,6 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		if (err > 0 && err < 4096)
 			ret = -(int)err;
 		fs->e2 = NULL;
-		goto fail;
-	}
-	/*
-	 * The data executor writes file blocks straight to the image: no
-	 * libext2fs write may linger in its cache to land on them later.
-	 */
-	fs->e2->io->flags |= CHANNEL_FLAGS_WRITETHROUGH;
-	fs->data_fd = open(fs->device,
-			   (fs->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (fs->data_fd < 0) {
-		ret = -errno;
-		*msg = open_error_msg(errno);
 		goto fail;
 	}
 	ret = check_geometry(fs, msg);
@@ -190,6 +184,12 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		ret = -EIO;
 		goto fail;
 	}
+	/*
+	 * Cached copies of freed blocks must go before the executor writes
+	 * file data straight to the image fd, which it shares with the cache.
+	 */
+	cache_io_install_free_hook(fs->e2);
+	fs->data_fd = cache_io_get_fd(fs->e2->io);
 	ret = iref_init(fs);
 	if (ret)
 		goto fail;
@@ -207,8 +207,6 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	return 0;
 
 fail:
-	if (fs->data_fd >= 0)
-		close(fs->data_fd);
 	if (fs->e2)
 		ext2fs_close_free(&fs->e2);
 	iref_fini(fs);
@@ -237,8 +235,6 @@ int fs_close(struct fs *fs)
 	}
 	err = ext2fs_close_free(&fs->e2);
 	if (err)
-		ret = -EIO;
-	if (fs->data_fd >= 0 && (fsync(fs->data_fd) < 0 || close(fs->data_fd) < 0))
 		ret = -EIO;
 	fs_unlock(fs);
 	pthread_mutex_destroy(&fs->lock);
