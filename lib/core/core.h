@@ -184,6 +184,16 @@ int file_fsync(struct fs *fs, ext2_ino_t ino, int datasync);
 int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 		   off_t len);
 
+/* SEEK_DATA / SEEK_HOLE: the offset, or -ENXIO past the last data. */
+off_t file_lseek(struct fs *fs, ext2_ino_t ino, off_t off, int whence);
+/*
+ * copy_file_range(2) inside the filesystem: bytes copied or -errno;
+ * -EOPNOTSUPP where the kernel should fall back to read/write.
+ */
+ssize_t file_copy_range(struct fs *fs, ext2_ino_t ino_in, off_t off_in,
+			ext2_ino_t ino_out, off_t off_out, size_t len,
+			const struct fs_cred *cred);
+
 /* ---- xattr.c: extended attributes and POSIX ACLs ---- */
 
 /* size 0: returns the value size. ENODATA if absent, ERANGE if too small. */

@@ -92,6 +92,9 @@ uint64_t fsi_size(const struct ext2_inode_large *inode);
 int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 	    const struct fs_cred *cred, ext2_ino_t *ino,
 	    struct ext2_inode_large *inode);
+/* ext2fs_punch (blocks start..end inclusive) with a library bug worked around. */
+errcode_t fsi_punch(struct fs *fs, ext2_ino_t ino, struct ext2_inode *inode,
+		    blk64_t start, blk64_t end);
 /* Frees all blocks, xattrs and the inode itself (i_links_count is 0). */
 int fsi_free(struct fs *fs, ext2_ino_t ino);
 /*
@@ -176,5 +179,18 @@ void file_kill_priv(struct ext2_inode_large *inode, const struct fs_cred *cred);
 
 /* 0 if dir has nothing but "." and "..", -ENOTEMPTY otherwise. */
 int dir_is_empty(struct fs *fs, ext2_ino_t dir);
+/*
+ * Looks name up in dir, through its htree index when it has one.
+ * 0 with *ino, -ENOENT, -ENOTDIR, or -errno.
+ */
+int dir_lookup(struct fs *fs, ext2_ino_t dir, const char *name, size_t len,
+	       ext2_ino_t *ino);
+/*
+ * Rewrites the entry name -> from in place: points it at `to` with file
+ * type ftype (EXT2_FT_*), or removes it when to is 0. -ENOENT if dir has
+ * no such entry.
+ */
+int dir_set_entry(struct fs *fs, ext2_ino_t dir, const char *name,
+		  size_t len, ext2_ino_t from, ext2_ino_t to, unsigned ftype);
 
 #endif

@@ -126,20 +126,6 @@ static int map_blocks(struct fs *fs, ext2_ino_t ino,
 			    m);
 }
 
-uint64_t iomap_max_size(struct fs *fs, const struct ext2_inode_large *inode)
-{
-	uint64_t bs = fs->e2->blocksize, k = bs / 4, blocks;
-
-	if (inode->i_flags & EXT4_EXTENTS_FL)
-		return ((1ULL << 32) - 1) * bs;
-	blocks = EXT2_NDIR_BLOCKS + k + k * k + k * k * k;
-	/* Without huge_file, i_blocks counts 512-byte sectors in 32 bits. */
-	if (!ext2fs_has_feature_huge_file(fs->e2->super) &&
-	    blocks > ((1ULL << 32) - 1) / (bs / 512))
-		blocks = ((1ULL << 32) - 1) / (bs / 512) - k * k - k - 1;
-	return blocks * bs;
-}
-
 static int alloc_blocks(struct fs *fs, ext2_ino_t ino,
 			struct ext2_inode_large *inode, blk64_t lblk,
 			blk64_t count)
@@ -180,7 +166,7 @@ int iomap_begin(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 		map->length = fsi_size(&inode);
 		return 0;
 	}
-	if (op == IOMAP_OP_WRITE && pos + len > iomap_max_size(fs, &inode))
+	if (op == IOMAP_OP_WRITE && pos + len > file_max_size(fs, &inode))
 		return -EFBIG;
 	ret = map_blocks(fs, ino, &inode, lblk, want, &m);
 	if (ret)
@@ -384,8 +370,8 @@ int iomap_punch(struct fs *fs, ext2_ino_t ino, uint64_t start, uint64_t end)
 	ret = fsi_read(fs, ino, &inode);
 	if (ret)
 		return ret;
-	err = ext2fs_punch(fs->e2, ino, (struct ext2_inode *)&inode, NULL,
-			   first, last == ~0ULL ? ~0ULL : last - 1);
+	err = fsi_punch(fs, ino, (struct ext2_inode *)&inode, first,
+			last == ~0ULL ? ~0ULL : last - 1);
 	if (err)
 		return FS_ERR(fs, err, ino);
 	return 0;

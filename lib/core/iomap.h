@@ -57,9 +57,6 @@ int ioend(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
  */
 int iomap_punch(struct fs *fs, ext2_ino_t ino, uint64_t start, uint64_t end);
 
-/* Largest file size this inode's mapping scheme allows, in bytes. */
-uint64_t iomap_max_size(struct fs *fs, const struct ext2_inode_large *inode);
-
 /* ---- iomap_io.c: the userspace executor ---- */
 
 /*
@@ -78,6 +75,8 @@ ssize_t iomap_read(struct fs *fs, ext2_ino_t ino, void *buf, size_t size,
 ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
 		    size_t size, off_t off, int append,
 		    const struct fs_cred *cred);
+/* Writes len zero bytes at device address addr, through the image fd. */
+int iomap_write_zeros(struct fs *fs, uint64_t len, uint64_t addr);
 /*
  * Sets i_size: shrinking zeroes the tail of the last block through the
  * executor and frees the blocks past it; growing leaves a hole. Expects

@@ -10,9 +10,20 @@
 #include <unistd.h>
 
 #include "core/iomap.h"
+#include "support/cache_io.h"
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t addr)
+/*
+ * The image fd is shared with the metadata cache: dirty cached copies of
+ * the range go out before a direct read, and are dropped by a direct write.
+ */
+static int pread_full(struct fs *fs, void *buf, size_t len, uint64_t addr)
 {
+	int fd = fs->data_fd;
+	errcode_t err = cache_io_sync_range(fs->e2->io, addr, len,
+					    CACHE_IO_SYNC_READ);
+
+	if (err)
+		return -EIO;
 	while (len) {
 		ssize_t n = pread(fd, buf, len, addr);
 
@@ -29,8 +40,15 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t addr)
 	return 0;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t addr)
+static int pwrite_full(struct fs *fs, const void *buf, size_t len,
+		       uint64_t addr)
 {
+	int fd = fs->data_fd;
+	errcode_t err = cache_io_sync_range(fs->e2->io, addr, len,
+					    CACHE_IO_SYNC_WRITE);
+
+	if (err)
+		return -EIO;
 	while (len) {
 		ssize_t n = pwrite(fd, buf, len, addr);
 
@@ -42,16 +60,17 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t addr)
 		len -= n;
 		addr += n;
 	}
+	cache_io_note_write(fs->e2->io);
 	return 0;
 }
 
-static int pwrite_zeros(int fd, size_t len, uint64_t addr)
+int iomap_write_zeros(struct fs *fs, uint64_t len, uint64_t addr)
 {
 	static const char zeros[65536];
 
 	while (len) {
 		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
-		int ret = pwrite_full(fd, zeros, n, addr);
+		int ret = pwrite_full(fs, zeros, n, addr);
 
 		if (ret)
 			return ret;
@@ -107,7 +126,7 @@ ssize_t iomap_read(struct fs *fs, ext2_ino_t ino, void *buf, size_t size,
 		if (n > end - pos)
 			n = end - pos;
 		if (map.type == IOMAP_MAPPED) {
-			ret = pread_full(fs->data_fd, dst, n,
+			ret = pread_full(fs, dst, n,
 					 map.addr + (pos - map.offset));
 			if (ret)
 				goto out;
@@ -143,25 +162,6 @@ static int range_is_overwrite(struct fs *fs, ext2_ino_t ino, uint64_t pos,
 	return 1;
 }
 
-/* Clears setuid, and setgid with group exec, as a write by non-root does. */
-static int kill_suid(struct fs *fs, ext2_ino_t ino,
-		     struct ext2_inode_large *inode, const struct fs_cred *cred)
-{
-	mode_t mode = inode->i_mode;
-
-	if (!cred || cred->uid == 0)
-		return 0;
-	if (mode & S_ISUID)
-		mode &= ~S_ISUID;
-	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-		mode &= ~S_ISGID;
-	if (mode == inode->i_mode)
-		return 0;
-	inode->i_mode = mode;
-	fsi_touch(inode, FSI_TOUCH_CTIME);
-	return fsi_write(fs, ino, inode);
-}
-
 /* Writes one mapping's share of the data; zeroes new blocks around it. */
 static int write_segment(struct fs *fs, const struct iomap *map,
 			 const char *src, uint64_t pos, uint64_t n)
@@ -175,17 +175,17 @@ static int write_segment(struct fs *fs, const struct iomap *map,
 		uint64_t head = pos % bs, tail = (pos + n) % bs;
 
 		if (head) {
-			ret = pwrite_zeros(fs->data_fd, head, addr - head);
+			ret = iomap_write_zeros(fs, head, addr - head);
 			if (ret)
 				return ret;
 		}
 		if (tail) {
-			ret = pwrite_zeros(fs->data_fd, bs - tail, addr + n);
+			ret = iomap_write_zeros(fs, bs - tail, addr + n);
 			if (ret)
 				return ret;
 		}
 	}
-	return pwrite_full(fs->data_fd, src, n, addr);
+	return pwrite_full(fs, src, n, addr);
 }
 
 ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
@@ -193,7 +193,8 @@ ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
 		    const struct fs_cred *cred)
 {
 	struct ext2_inode_large inode;
-	int exclusive = 0;
+	/* Appenders race for EOF: one at a time. */
+	int exclusive = append;
 	uint64_t pos, start, end;
 	struct iref *r;
 	ssize_t ret;
@@ -208,13 +209,21 @@ again:
 		goto unlock;
 	start = append ? fsi_size(&inode) : (uint64_t)off;
 	end = start + size;
-	if (end < start || end > iomap_max_size(fs, &inode)) {
+	if (end < start || end > file_max_size(fs, &inode)) {
 		ret = -EFBIG;
 		goto unlock;
 	}
-	ret = kill_suid(fs, ino, &inode, cred);
-	if (ret)
-		goto unlock;
+	if (cred && cred->uid) {
+		mode_t mode = inode.i_mode;
+
+		file_kill_priv(&inode, cred);
+		if (mode != inode.i_mode) {
+			fsi_touch(&inode, FSI_TOUCH_CTIME);
+			ret = fsi_write(fs, ino, &inode);
+			if (ret)
+				goto unlock;
+		}
+	}
 	if (!exclusive && !range_is_overwrite(fs, ino, start, end)) {
 		fs_unlock(fs);
 		iref_unpin(fs, r);
@@ -275,7 +284,7 @@ static int zero_partial_block(struct fs *fs, ext2_ino_t ino, uint64_t from)
 	ret = iomap_begin(fs, ino, from, 1, IOMAP_OP_REPORT, &map);
 	if (ret || map.type != IOMAP_MAPPED)
 		return ret;
-	return pwrite_zeros(fs->data_fd, bs - from % bs,
+	return iomap_write_zeros(fs, bs - from % bs,
 			    map.addr + (from - map.offset));
 }
 
@@ -286,15 +295,17 @@ int iomap_truncate_locked(struct fs *fs, ext2_ino_t ino,
 	errcode_t err;
 	int ret;
 
-	if (size > iomap_max_size(fs, inode))
+	if (size > file_max_size(fs, inode))
 		return -EFBIG;
 	ret = fsi_write(fs, ino, inode);
 	if (ret)
 		return ret;
+	/* Bytes past EOF in the last block must read as zeros once inside. */
+	ret = zero_partial_block(fs, ino, size < old ? size : old);
+	if (ret)
+		return ret;
 	if (size < old) {
-		ret = zero_partial_block(fs, ino, size);
-		if (!ret)
-			ret = iomap_punch(fs, ino, size, ~0ULL);
+		ret = iomap_punch(fs, ino, size, ~0ULL);
 		if (ret)
 			return ret;
 		ret = fsi_read(fs, ino, inode);

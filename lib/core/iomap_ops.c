@@ -15,7 +15,6 @@
 static int zero_written(struct fs *fs, ext2_ino_t ino, uint64_t pos,
 			uint64_t len)
 {
-	static const char zeros[65536];
 	uint64_t end = pos + len;
 	struct iomap map;
 	int ret;
@@ -31,18 +30,10 @@ static int zero_written(struct fs *fs, ext2_ino_t ino, uint64_t pos,
 		if (n > end - pos)
 			n = end - pos;
 		if (map.type == IOMAP_MAPPED) {
-			uint64_t done = 0;
-
-			while (done < n) {
-				size_t c = n - done < sizeof(zeros) ?
-						   n - done :
-						   sizeof(zeros);
-				uint64_t at = map.addr + (pos - map.offset) + done;
-
-				if (pwrite(fs->data_fd, zeros, c, at) != (ssize_t)c)
-					return -EIO;
-				done += c;
-			}
+			ret = iomap_write_zeros(fs, n,
+						map.addr + (pos - map.offset));
+			if (ret)
+				return ret;
 		}
 		pos += n;
 	}
@@ -123,7 +114,7 @@ int iomap_fallocate(struct fs *fs, ext2_ino_t ino, int mode, uint64_t off,
 		ret = -EOPNOTSUPP;
 		goto out;
 	}
-	if (end > iomap_max_size(fs, &inode)) {
+	if (end > file_max_size(fs, &inode)) {
 		ret = -EFBIG;
 		goto out;
 	}

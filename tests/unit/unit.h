@@ -16,6 +16,8 @@
 
 static int unit_failures;
 static char unit_dir[256];
+/* iomap= for unit_open: tests of the data path run in each mode. */
+static enum fs_iomap_mode unit_iomap = FS_IOMAP_AUTO;
 
 #define CHECK(cond)                                                        \
 	do {                                                               \
@@ -85,7 +87,8 @@ static inline const char *unit_mkfs(const char *name, const char *mkfs_args,
 
 static inline struct fs *unit_open(const char *path, int readonly)
 {
-	struct fs_options o = { .device = path, .readonly = readonly };
+	struct fs_options o = { .device = path, .readonly = readonly,
+				.iomap = unit_iomap };
 	const char *msg = NULL;
 	struct fs *fs = NULL;
 	int ret = fs_open(&o, &fs, &msg);
