@@ -1,0 +1,735 @@
+/*
+ * Reading directories: the entry walker that validates every on-disk entry,
+ * readdir with resumable cookies, name lookup (by hash through an htree
+ * index when the directory has one), in-place rewriting and removal of an
+ * entry, and the emptiness test used by rmdir and rename.
+ *
+ * Cookies are byte positions. In a block directory an entry's cookie is
+ * lblk * blocksize + its offset in the block, so it survives inserts and
+ * removals elsewhere and a listing resumes by reading the block that holds
+ * it. An inline directory has no blocks; its entries get the positions they
+ * will have once libext2fs moves them into a block (".", "..", then the
+ * inline area after its 4-byte parent field), so a listing that spans that
+ * conversion neither repeats nor skips entries.
+ */
+#include <dirent.h>
+#include <string.h>
+
+#include "core/fs_internal.h"
+
+/* Where the entries after "." and ".." start in a directory's first block. */
+#define DOTS_END (EXT2_DIR_REC_LEN(1) + EXT2_DIR_REC_LEN(2))
+/* Inline byte offset -> cookie: the shift of the inline-to-block move. */
+#define INLINE_SHIFT (DOTS_END - EXT4_INLINE_DATA_DOTDOT_SIZE)
+
+struct dent {
+	off_t pos;
+	off_t next;
+	ext2_ino_t ino;
+	unsigned ftype;
+	const char *name;
+	unsigned namelen;
+};
+
+/* Returns non-zero to stop the walk; the entry it was given then counts. */
+typedef int (*dent_fn)(struct fs *fs, void *priv, const struct dent *d);
+
+/*
+ * Walks one run of entries (a block, or one part of an inline directory)
+ * whose first byte has cookie `base`, reporting live entries at or after
+ * `start`. Returns 1 if cb stopped, 0 at the end of the run, -errno.
+ */
+static int walk_run(struct fs *fs, ext2_ino_t dir, char *buf, unsigned len,
+		    off_t base, off_t start, dent_fn cb, void *priv)
+{
+	unsigned off = 0;
+
+	while (off < len) {
+		struct ext2_dir_entry *de = (void *)(buf + off);
+		unsigned rec_len, name_len;
+		struct dent d;
+
+		if (len - off < 8)
+			return FS_CORRUPT(fs, dir, "directory entry past end");
+		if (ext2fs_get_rec_len(fs->e2, de, &rec_len) ||
+		    rec_len < EXT2_DIR_REC_LEN(1) || (rec_len & 3) ||
+		    rec_len > len - off)
+			return FS_CORRUPT(fs, dir, "bad directory rec_len");
+		name_len = ext2fs_dirent_name_len(de);
+		if (8 + name_len > rec_len)
+			return FS_CORRUPT(fs, dir, "directory name_len too big");
+		if (de->inode > fs->e2->super->s_inodes_count ||
+		    (de->inode && !name_len))
+			return FS_CORRUPT(fs, dir, "bad directory entry");
+		d.pos = base + off;
+		d.next = d.pos + rec_len;
+		off += rec_len;
+		if (!de->inode || d.pos < start)
+			continue;
+		d.ino = de->inode;
+		d.ftype = ext2fs_has_feature_filetype(fs->e2->super) ?
+				  ext2fs_dirent_file_type(de) : 0;
+		d.name = de->name;
+		d.namelen = name_len;
+		if (cb(fs, priv, &d))
+			return 1;
+	}
+	return 0;
+}
+
+static int walk_inline(struct fs *fs, ext2_ino_t dir,
+		       struct ext2_inode_large *inode, off_t start, dent_fn cb,
+		       void *priv)
+{
+	size_t size = 0;
+	char *buf = NULL;
+	errcode_t err;
+	struct dent d;
+	int ret;
+
+	err = ext2fs_inline_data_size(fs->e2, dir, &size);
+	if (err) {
+		ret = FS_ERR(fs, err, dir);
+		goto out;
+	}
+	if (size < EXT4_MIN_INLINE_DATA_SIZE) {
+		ret = FS_CORRUPT(fs, dir, "short inline directory");
+		goto out;
+	}
+	err = ext2fs_get_mem(size, &buf);
+	if (err) {
+		ret = FS_ERR(fs, err, dir);
+		goto out;
+	}
+	err = ext2fs_inline_data_get(fs->e2, dir, (struct ext2_inode *)inode,
+				     buf, &size);
+	if (err) {
+		ret = FS_ERR(fs, err, dir);
+		goto out;
+	}
+
+	ret = 0;
+	if (start < EXT2_DIR_REC_LEN(1)) {
+		d = (struct dent){ 0, EXT2_DIR_REC_LEN(1), dir, EXT2_FT_DIR,
+				   ".", 1 };
+		if (cb(fs, priv, &d)) {
+			ret = 1;
+			goto out;
+		}
+	}
+	if (start < DOTS_END) {
+		d = (struct dent){ EXT2_DIR_REC_LEN(1), DOTS_END,
+				   ext2fs_le32_to_cpu(inode->i_block[0]),
+				   EXT2_FT_DIR, "..", 2 };
+		if (!d.ino || d.ino > fs->e2->super->s_inodes_count) {
+			ret = FS_CORRUPT(fs, dir, "bad inline parent");
+			goto out;
+		}
+		if (cb(fs, priv, &d)) {
+			ret = 1;
+			goto out;
+		}
+	}
+	ret = walk_run(fs, dir, buf + EXT4_INLINE_DATA_DOTDOT_SIZE,
+		       EXT4_MIN_INLINE_DATA_SIZE - EXT4_INLINE_DATA_DOTDOT_SIZE,
+		       DOTS_END, start, cb, priv);
+	if (ret || size == EXT4_MIN_INLINE_DATA_SIZE)
+		goto out;
+	ret = walk_run(fs, dir, buf + EXT4_MIN_INLINE_DATA_SIZE,
+		       size - EXT4_MIN_INLINE_DATA_SIZE,
+		       EXT4_MIN_INLINE_DATA_SIZE + INLINE_SHIFT, start, cb,
+		       priv);
+out:
+	ext2fs_free_mem(&buf);
+	return ret;
+}
+
+/* The number of blocks a block directory spans, checked against i_blocks. */
+static int dir_nblocks(struct fs *fs, ext2_ino_t dir,
+		       const struct ext2_inode_large *inode, uint64_t *nblocks)
+{
+	ext2_filsys e2 = fs->e2;
+	unsigned bs = e2->blocksize;
+	uint64_t held;
+
+	held = ext2fs_get_stat_i_blocks(e2, (struct ext2_inode *)inode) /
+	       (bs / 512);
+	*nblocks = fsi_size(inode) / bs;
+	/*
+	 * A size beyond the blocks the directory holds would have us map
+	 * (and skip) holes for as long as the lie is big.
+	 */
+	if (*nblocks > held || *nblocks > ext2fs_blocks_count(e2->super))
+		return FS_CORRUPT(fs, dir, "directory size beyond its blocks");
+	return 0;
+}
+
+/*
+ * Reads logical block lblk of a directory into buf, checksum verified.
+ * Returns 0, 1 for a hole (buf untouched), or -errno.
+ */
+static int read_lblk(struct fs *fs, ext2_ino_t dir,
+		     struct ext2_inode_large *inode, blk64_t lblk, char *buf,
+		     blk64_t *pblkp)
+{
+	ext2_filsys e2 = fs->e2;
+	blk64_t pblk = 0;
+	errcode_t err;
+	int flags = 0;
+
+	err = ext2fs_bmap2(e2, dir, (struct ext2_inode *)inode, NULL, 0, lblk,
+			   &flags, &pblk);
+	if (err)
+		return FS_ERR(fs, err, dir);
+	if (!pblk || (flags & BMAP_RET_UNINIT))
+		return 1;
+	if (pblk < e2->super->s_first_data_block ||
+	    pblk >= ext2fs_blocks_count(e2->super))
+		return FS_CORRUPT(fs, dir, "directory block out of range");
+	err = ext2fs_read_dir_block4(e2, pblk, buf, 0, dir);
+	if (err)
+		return FS_ERR(fs, err, dir);
+	if (pblkp)
+		*pblkp = pblk;
+	return 0;
+}
+
+static int walk_blocks(struct fs *fs, ext2_ino_t dir,
+		       struct ext2_inode_large *inode, off_t start, dent_fn cb,
+		       void *priv)
+{
+	unsigned bs = fs->e2->blocksize;
+	uint64_t nblocks;
+	blk64_t lblk;
+	char *buf = NULL;
+	errcode_t err;
+	int ret;
+
+	ret = dir_nblocks(fs, dir, inode, &nblocks);
+	if (ret)
+		return ret;
+	err = ext2fs_get_mem(bs, &buf);
+	if (err)
+		return FS_ERR(fs, err, dir);
+	for (lblk = start / bs; lblk < nblocks; lblk++) {
+		ret = read_lblk(fs, dir, inode, lblk, buf, NULL);
+		if (ret > 0) {
+			ret = 0;
+			continue;
+		}
+		if (!ret)
+			ret = walk_run(fs, dir, buf, bs, (off_t)lblk * bs,
+				       start, cb, priv);
+		if (ret)
+			break;
+	}
+	ext2fs_free_mem(&buf);
+	return ret;
+}
+
+/*
+ * Calls cb for each live entry of the directory whose inode is given, from
+ * cookie `start` on. Returns 1 if cb stopped the walk, 0 at the end, or
+ * -errno (-EFSCORRUPTED for a damaged directory).
+ */
+static int dir_walk(struct fs *fs, ext2_ino_t dir,
+		    struct ext2_inode_large *inode, off_t start, dent_fn cb,
+		    void *priv)
+{
+	if (start < 0)
+		return 0;
+	if (inode->i_flags & EXT4_INLINE_DATA_FL)
+		return walk_inline(fs, dir, inode, start, cb, priv);
+	return walk_blocks(fs, dir, inode, start, cb, priv);
+}
+
+/* Reads dir's inode: -ENOTDIR unless it is a directory. */
+static int read_dir_inode(struct fs *fs, ext2_ino_t dir,
+			  struct ext2_inode_large *inode)
+{
+	int ret = fsi_read(fs, dir, inode);
+
+	if (ret)
+		return ret;
+	if (!LINUX_S_ISDIR(inode->i_mode))
+		return -ENOTDIR;
+	return 0;
+}
+
+struct match {
+	const char *name;
+	size_t len;
+	off_t pos;
+	ext2_ino_t ino;
+};
+
+static int match_name(struct fs *fs, void *priv, const struct dent *d)
+{
+	struct match *m = priv;
+
+	(void)fs;
+	if (d->namelen != m->len || memcmp(d->name, m->name, m->len))
+		return 0;
+	m->pos = d->pos;
+	m->ino = d->ino;
+	return 1;
+}
+
+/* The index is unusable: search linearly, as the kernel does then. */
+#define DX_FALLBACK 2
+
+struct dx_frame {
+	char *buf;
+	struct ext2_dx_entry *entries;
+	unsigned count;
+	unsigned at;
+};
+
+/* Parses the count/limit header of an index node at byte off of its block. */
+static int dx_node(struct fs *fs, struct dx_frame *f, unsigned off)
+{
+	unsigned bs = fs->e2->blocksize;
+	struct ext2_dx_countlimit *cl = (void *)(f->buf + off);
+	unsigned limit, count;
+
+	if (off + sizeof(*cl) > bs)
+		return DX_FALLBACK;
+	limit = ext2fs_le16_to_cpu(cl->limit);
+	count = ext2fs_le16_to_cpu(cl->count);
+	if (!count || count > limit ||
+	    limit > (bs - off) / sizeof(struct ext2_dx_entry))
+		return DX_FALLBACK;
+	f->entries = (void *)cl;
+	f->count = count;
+	return 0;
+}
+
+/* The last entry whose hash is <= hash (entry 0 stands for hash 0). */
+static unsigned dx_search(const struct dx_frame *f, __u32 hash)
+{
+	unsigned lo = 1, hi = f->count;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (ext2fs_le32_to_cpu(f->entries[mid].hash) > hash)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo - 1;
+}
+
+static blk64_t dx_child(const struct dx_frame *f)
+{
+	return ext2fs_le32_to_cpu(f->entries[f->at].block) & EXT4_DX_BLOCK_MASK;
+}
+
+/*
+ * Reads index node `lblk` into f at tree depth `level` (0: the root).
+ * Returns 0, DX_FALLBACK for a malformed node, or -errno.
+ */
+static int dx_load(struct fs *fs, ext2_ino_t dir,
+		   struct ext2_inode_large *inode, uint64_t nblocks,
+		   blk64_t lblk, struct dx_frame *f, int level)
+{
+	int ret;
+
+	if (lblk >= nblocks)
+		return DX_FALLBACK;
+	ret = read_lblk(fs, dir, inode, lblk, f->buf, NULL);
+	if (ret)
+		return ret < 0 ? ret : DX_FALLBACK;
+	if (level) {
+		struct ext2_dir_entry *de = (void *)f->buf;
+		unsigned rec_len;
+
+		if (de->inode || ext2fs_get_rec_len(fs->e2, de, &rec_len) ||
+		    rec_len != fs->e2->blocksize)
+			return DX_FALLBACK;
+		return dx_node(fs, f, 8);
+	}
+	return 0;
+}
+
+/*
+ * Looks name up through the htree: descends by hash to a leaf, searches
+ * it, and follows the next leaves while they continue the same hash.
+ * Returns 1 found (m filled), 0 absent, DX_FALLBACK, or -errno.
+ */
+static int dx_find(struct fs *fs, ext2_ino_t dir,
+		   struct ext2_inode_large *inode, struct match *m)
+{
+	ext2_filsys e2 = fs->e2;
+	unsigned bs = e2->blocksize;
+	struct dx_frame fr[EXT4_HTREE_LEVEL] = { { NULL } };
+	struct ext2_dx_root_info *root;
+	ext2_dirhash_t hash, minor;
+	uint64_t nblocks, visited = 0;
+	char *leaf = NULL;
+	unsigned levels, i;
+	int version, ret;
+	blk64_t lblk;
+
+	ret = dir_nblocks(fs, dir, inode, &nblocks);
+	if (ret)
+		return ret;
+	for (i = 0; i < EXT4_HTREE_LEVEL; i++)
+		if (ext2fs_get_mem(bs, &fr[i].buf))
+			goto nomem;
+	if (ext2fs_get_mem(bs, &leaf))
+		goto nomem;
+
+	ret = dx_load(fs, dir, inode, nblocks, 0, &fr[0], 0);
+	if (ret)
+		goto out;
+	root = (void *)(fr[0].buf + DOTS_END);
+	levels = root->indirect_levels;
+	version = root->hash_version;
+	ret = DX_FALLBACK;
+	if (root->info_length != sizeof(*root) ||
+	    levels >= ext2_dir_htree_level(e2) ||
+	    (version != EXT2_HASH_LEGACY && version != EXT2_HASH_HALF_MD4 &&
+	     version != EXT2_HASH_TEA))
+		goto out;
+	if (e2->super->s_flags & EXT2_FLAGS_UNSIGNED_HASH)
+		version += EXT2_HASH_LEGACY_UNSIGNED;
+	if (ext2fs_dirhash2(version, m->name, m->len, e2->encoding,
+			    inode->i_flags & EXT4_CASEFOLD_FL,
+			    e2->super->s_hash_seed, &hash, &minor))
+		goto out;
+	ret = dx_node(fs, &fr[0], DOTS_END + sizeof(*root));
+	if (ret)
+		goto out;
+
+	fr[0].at = dx_search(&fr[0], hash);
+	for (i = 1; i <= levels; i++) {
+		ret = dx_load(fs, dir, inode, nblocks, dx_child(&fr[i - 1]),
+			      &fr[i], i);
+		if (ret)
+			goto out;
+		fr[i].at = dx_search(&fr[i], hash);
+	}
+	for (;;) {
+		int p;
+
+		/* Block 0 is the root: a leaf there is a damaged index. */
+		lblk = dx_child(&fr[levels]);
+		if (!lblk || lblk >= nblocks || ++visited > nblocks) {
+			ret = DX_FALLBACK;
+			goto out;
+		}
+		ret = read_lblk(fs, dir, inode, lblk, leaf, NULL);
+		if (ret < 0)
+			goto out;
+		if (!ret) {
+			ret = walk_run(fs, dir, leaf, bs, (off_t)lblk * bs, 0,
+				       match_name, m);
+			if (ret)
+				goto out;
+		}
+		/* Step to the next leaf, climbing as far as needed. */
+		for (p = levels; p >= 0 && ++fr[p].at >= fr[p].count; p--)
+			;
+		ret = 0;
+		if (p < 0 ||
+		    (ext2fs_le32_to_cpu(fr[p].entries[fr[p].at].hash) & ~1u) !=
+			    hash)
+			goto out;
+		for (i = p + 1; i <= levels; i++) {
+			ret = dx_load(fs, dir, inode, nblocks,
+				      dx_child(&fr[i - 1]), &fr[i], i);
+			if (ret)
+				goto out;
+			fr[i].at = 0;
+		}
+	}
+nomem:
+	ret = -ENOMEM;
+out:
+	for (i = 0; i < EXT4_HTREE_LEVEL; i++)
+		ext2fs_free_mem(&fr[i].buf);
+	ext2fs_free_mem(&leaf);
+	return ret;
+}
+
+/*
+ * Finds name in the directory whose inode is given: by hash when it is
+ * indexed ("." and ".." live in block 0, outside the index). Returns 1
+ * found (m->pos, m->ino), 0 absent, or -errno.
+ */
+static int find_name(struct fs *fs, ext2_ino_t dir,
+		     struct ext2_inode_large *inode, struct match *m)
+{
+	int ret;
+
+	if (ext2fs_has_feature_dir_index(fs->e2->super) &&
+	    (inode->i_flags & EXT2_INDEX_FL) &&
+	    !(inode->i_flags & EXT4_INLINE_DATA_FL) &&
+	    !(m->name[0] == '.' &&
+	      (m->len == 1 || (m->len == 2 && m->name[1] == '.')))) {
+		ret = dx_find(fs, dir, inode, m);
+		if (ret != DX_FALLBACK)
+			return ret;
+	}
+	return dir_walk(fs, dir, inode, 0, match_name, m);
+}
+
+int dir_lookup(struct fs *fs, ext2_ino_t dir, const char *name, size_t len,
+	       ext2_ino_t *ino)
+{
+	struct ext2_inode_large inode;
+	struct match m = { name, len, 0, 0 };
+	int ret;
+
+	ret = read_dir_inode(fs, dir, &inode);
+	if (ret)
+		return ret;
+	ret = find_name(fs, dir, &inode, &m);
+	if (ret < 0)
+		return ret;
+	if (!ret)
+		return -ENOENT;
+	*ino = m.ino;
+	return 0;
+}
+
+/*
+ * Changes the entry at byte off of a run of entries: points it at `to`,
+ * or removes it (to == 0) the way ext4 does: merged into the entry before
+ * it in the run, or emptied when it is the first.
+ */
+static int change_in_run(struct fs *fs, ext2_ino_t dir, char *buf,
+			 unsigned len, unsigned off, ext2_ino_t to,
+			 unsigned ftype)
+{
+	struct ext2_dir_entry *de, *prev = NULL;
+	unsigned pos = 0, rec_len, prev_len = 0;
+
+	/* walk_run validated this run: the rec_len chain is sound. */
+	for (;;) {
+		de = (void *)(buf + pos);
+		if (pos >= len || ext2fs_get_rec_len(fs->e2, de, &rec_len))
+			return FS_CORRUPT(fs, dir, "directory entry moved");
+		if (pos == off)
+			break;
+		prev = de;
+		prev_len = rec_len;
+		pos += rec_len;
+	}
+	if (to) {
+		de->inode = to;
+		if (ext2fs_has_feature_filetype(fs->e2->super))
+			ext2fs_dirent_set_file_type(de, ftype);
+		return 0;
+	}
+	if (prev)
+		return FS_ERR(fs, ext2fs_set_rec_len(fs->e2, prev_len + rec_len,
+						     prev), dir);
+	de->inode = 0;
+	return 0;
+}
+
+static int set_entry_inline(struct fs *fs, ext2_ino_t dir,
+			    struct ext2_inode_large *inode, off_t pos,
+			    ext2_ino_t to, unsigned ftype)
+{
+	size_t size = 0, off = pos - INLINE_SHIFT;
+	char *buf = NULL;
+	errcode_t err;
+	int ret;
+
+	if (pos < DOTS_END) {
+		/* ".." is the 4-byte parent field, "." is implicit. */
+		if (pos < EXT2_DIR_REC_LEN(1) || !to)
+			return -EINVAL;
+		inode->i_block[0] = ext2fs_cpu_to_le32(to);
+		return fsi_write(fs, dir, inode);
+	}
+	err = ext2fs_inline_data_size(fs->e2, dir, &size);
+	if (!err)
+		err = ext2fs_get_mem(size, &buf);
+	if (!err)
+		err = ext2fs_inline_data_get(fs->e2, dir,
+					     (struct ext2_inode *)inode, buf,
+					     &size);
+	if (err) {
+		ret = FS_ERR(fs, err, dir);
+		goto out;
+	}
+	if (off < EXT4_MIN_INLINE_DATA_SIZE)
+		ret = change_in_run(fs, dir, buf + EXT4_INLINE_DATA_DOTDOT_SIZE,
+				    EXT4_MIN_INLINE_DATA_SIZE -
+					    EXT4_INLINE_DATA_DOTDOT_SIZE,
+				    off - EXT4_INLINE_DATA_DOTDOT_SIZE, to,
+				    ftype);
+	else
+		ret = change_in_run(fs, dir, buf + EXT4_MIN_INLINE_DATA_SIZE,
+				    size - EXT4_MIN_INLINE_DATA_SIZE,
+				    off - EXT4_MIN_INLINE_DATA_SIZE, to, ftype);
+	if (!ret)
+		ret = FS_ERR(fs, ext2fs_inline_data_set(fs->e2, dir, NULL, buf,
+							size), dir);
+out:
+	ext2fs_free_mem(&buf);
+	return ret;
+}
+
+int dir_set_entry(struct fs *fs, ext2_ino_t dir, const char *name,
+		  size_t len, ext2_ino_t from, ext2_ino_t to, unsigned ftype)
+{
+	struct ext2_inode_large inode;
+	struct match m = { name, len, 0, 0 };
+	unsigned bs = fs->e2->blocksize;
+	blk64_t pblk = 0;
+	char *buf = NULL;
+	errcode_t err;
+	int ret;
+
+	ret = read_dir_inode(fs, dir, &inode);
+	if (ret)
+		return ret;
+	ret = find_name(fs, dir, &inode, &m);
+	if (ret < 0)
+		return ret;
+	if (!ret || m.ino != from)
+		return -ENOENT;
+	if (inode.i_flags & EXT4_INLINE_DATA_FL)
+		return set_entry_inline(fs, dir, &inode, m.pos, to, ftype);
+
+	err = ext2fs_get_mem(bs, &buf);
+	if (err)
+		return FS_ERR(fs, err, dir);
+	ret = read_lblk(fs, dir, &inode, m.pos / bs, buf, &pblk);
+	if (ret > 0)
+		ret = FS_CORRUPT(fs, dir, "directory block vanished");
+	if (!ret)
+		ret = change_in_run(fs, dir, buf, bs, m.pos % bs, to, ftype);
+	if (!ret)
+		ret = FS_ERR(fs, ext2fs_write_dir_block4(fs->e2, pblk, buf, 0,
+							 dir), dir);
+	ext2fs_free_mem(&buf);
+	return ret;
+}
+
+static int is_dot_or_dotdot(const struct dent *d)
+{
+	return d->name[0] == '.' &&
+	       (d->namelen == 1 || (d->namelen == 2 && d->name[1] == '.'));
+}
+
+static int find_other(struct fs *fs, void *priv, const struct dent *d)
+{
+	(void)fs;
+	(void)priv;
+	return !is_dot_or_dotdot(d);
+}
+
+int dir_is_empty(struct fs *fs, ext2_ino_t dir)
+{
+	struct ext2_inode_large inode;
+	int ret;
+
+	ret = read_dir_inode(fs, dir, &inode);
+	if (ret)
+		return ret;
+	ret = dir_walk(fs, dir, &inode, 0, find_other, NULL);
+	if (ret < 0)
+		return ret;
+	return ret ? -ENOTEMPTY : 0;
+}
+
+int dir_open(struct fs *fs, ext2_ino_t dir)
+{
+	struct ext2_inode_large inode;
+	int ret;
+
+	fs_lock(fs);
+	ret = read_dir_inode(fs, dir, &inode);
+	fs_unlock(fs);
+	return ret;
+}
+
+static unsigned ftype_to_dtype(unsigned ftype)
+{
+	switch (ftype) {
+	case EXT2_FT_REG_FILE:
+		return DT_REG;
+	case EXT2_FT_DIR:
+		return DT_DIR;
+	case EXT2_FT_CHRDEV:
+		return DT_CHR;
+	case EXT2_FT_BLKDEV:
+		return DT_BLK;
+	case EXT2_FT_FIFO:
+		return DT_FIFO;
+	case EXT2_FT_SOCK:
+		return DT_SOCK;
+	case EXT2_FT_SYMLINK:
+		return DT_LNK;
+	default:
+		return DT_UNKNOWN;
+	}
+}
+
+struct read_ctx {
+	int want_attrs;
+	dir_fill_fn fill;
+	void *ctx;
+	unsigned emitted;
+	int err; /* an error met after something was already emitted */
+};
+
+static int emit(struct fs *fs, void *priv, const struct dent *d)
+{
+	struct read_ctx *rc = priv;
+	struct ext2_inode_large inode;
+	struct stat st, *stp = NULL;
+	unsigned dtype = ftype_to_dtype(d->ftype);
+	int ret;
+
+	if (rc->want_attrs) {
+		ret = fsi_read(fs, d->ino, &inode);
+		if (ret) {
+			rc->err = ret;
+			return 1;
+		}
+		fsi_to_stat(fs, d->ino, &inode, &st);
+		dtype = IFTODT(st.st_mode);
+		stp = &st;
+	}
+	if (rc->fill(rc->ctx, d->name, d->namelen, d->ino, dtype, stp, d->next))
+		return 1;
+	rc->emitted++;
+	return 0;
+}
+
+int dir_read(struct fs *fs, ext2_ino_t dir, off_t off, int want_attrs,
+	     dir_fill_fn fill, void *ctx)
+{
+	struct read_ctx rc = { want_attrs, fill, ctx, 0, 0 };
+	struct ext2_inode_large inode;
+	int ret;
+
+	fs_lock(fs);
+	ret = read_dir_inode(fs, dir, &inode);
+	if (ret)
+		goto out;
+	/* A removed directory still open lists nothing, as in the VFS. */
+	if (!inode.i_links_count) {
+		ret = -ENOENT;
+		goto out;
+	}
+	ret = dir_walk(fs, dir, &inode, off, emit, &rc);
+	if (ret > 0)
+		ret = rc.err;
+	/*
+	 * What was filled before a failure is still worth replying: the next
+	 * call starts at the bad entry and reports the error then.
+	 */
+	if (rc.emitted)
+		ret = 0;
+out:
+	fs_unlock(fs);
+	return ret;
+}
