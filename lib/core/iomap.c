@@ -126,19 +126,81 @@ static int map_blocks(struct fs *fs, ext2_ino_t ino,
 			    m);
 }
 
+#define EXTENT_UNINIT_MAX 32767u /* longest unwritten extent ext4 allows */
+
+/*
+ * Allocates up to count blocks for the hole at lblk of an extent-mapped
+ * file and maps them as one unwritten extent. ext2fs_fallocate is not
+ * used: it fills more of the hole than asked, so a 4 KiB write into a
+ * sparse file could allocate megabytes.
+ */
+static int alloc_extent(struct fs *fs, ext2_ino_t ino,
+			struct ext2_inode_large *inode, blk64_t lblk,
+			blk64_t count)
+{
+	ext2_filsys e2 = fs->e2;
+	ext2_extent_handle_t h;
+	struct ext2fs_extent cur, ext;
+	blk64_t goal, pblk, plen;
+	int flags = EXT2_EXTENT_INSERT_AFTER;
+	errcode_t err;
+	int ret;
+
+	if (count > EXTENT_UNINIT_MAX)
+		count = EXTENT_UNINIT_MAX;
+	goal = ext2fs_find_inode_goal(e2, ino, (struct ext2_inode *)inode, lblk);
+	err = ext2fs_new_range(e2, 0, goal, count, NULL, &pblk, &plen);
+	if (err == EXT2_ET_BLOCK_ALLOC_FAIL && goal > e2->super->s_first_data_block)
+		err = ext2fs_new_range(e2, 0, e2->super->s_first_data_block,
+				       count, NULL, &pblk, &plen);
+	if (err)
+		return FS_ERR(fs, err, ino);
+	ext2fs_block_alloc_stats_range(e2, pblk, plen, +1);
+
+	err = ext2fs_extent_open2(e2, ino, (struct ext2_inode *)inode, &h);
+	if (err)
+		goto fail;
+	/* The handle ends up on the extent before lblk, or after it. */
+	err = ext2fs_extent_goto2(h, 0, lblk);
+	if (err == EXT2_ET_EXTENT_NOT_FOUND || err == EXT2_ET_EXTENT_NO_NEXT)
+		err = 0;
+	if (!err && ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &cur))
+		flags = 0; /* empty tree */
+	else if (!err && cur.e_lblk > lblk)
+		flags = 0; /* insert before the first extent */
+	ext.e_lblk = lblk;
+	ext.e_pblk = pblk;
+	ext.e_len = plen;
+	ext.e_flags = EXT2_EXTENT_FLAGS_UNINIT;
+	if (!err)
+		err = ext2fs_extent_insert(h, flags, &ext);
+	if (!err)
+		err = ext2fs_extent_fix_parents(h);
+	ext2fs_extent_free(h);
+	if (err)
+		goto fail;
+	err = ext2fs_iblk_add_blocks(e2, (struct ext2_inode *)inode, plen);
+	ret = fsi_write(fs, ino, inode);
+	return err ? FS_ERR(fs, err, ino) : ret;
+fail:
+	ext2fs_block_alloc_stats_range(e2, pblk, plen, -1);
+	/* The handle may have edited *inode (tree depth) before failing. */
+	fsi_write(fs, ino, inode);
+	return FS_ERR(fs, err, ino);
+}
+
 static int alloc_blocks(struct fs *fs, ext2_ino_t ino,
 			struct ext2_inode_large *inode, blk64_t lblk,
 			blk64_t count)
 {
-	int flags = (inode->i_flags & EXT4_EXTENTS_FL) ?
-			    EXT2_FALLOCATE_FORCE_UNINIT :
-			    EXT2_FALLOCATE_FORCE_INIT;
 	errcode_t err;
 	int ret;
 
-	/* fallocate updates *inode in place (i_block, i_blocks): save it. */
-	err = ext2fs_fallocate(fs->e2, flags, ino, (struct ext2_inode *)inode,
-			       ~0ULL, lblk, count);
+	if (inode->i_flags & EXT4_EXTENTS_FL)
+		return alloc_extent(fs, ino, inode, lblk, count);
+	/* Block maps: fallocate updates *inode in place; save it. */
+	err = ext2fs_fallocate(fs->e2, EXT2_FALLOCATE_FORCE_INIT, ino,
+			       (struct ext2_inode *)inode, ~0ULL, lblk, count);
 	ret = fsi_write(fs, ino, inode);
 	if (err)
 		return FS_ERR(fs, err, ino);

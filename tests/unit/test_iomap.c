@@ -161,6 +161,28 @@ static void test_unwritten(void)
 	unit_fsck(img);
 }
 
+/* A small write into a big hole allocates what it covers, no more. */
+static void test_sparse_alloc(const char *args, const char *name)
+{
+	const char *img = unit_mkfs(name, args, 65536);
+	struct fs_cred cred = unit_root();
+	ext2_ino_t ino = make_file(img, "f");
+	struct fs *fs = unit_open(img, 0);
+	char buf[4096] = "x";
+	struct stat st;
+
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 10 << 20, 0, &cred), 4096);
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 400 << 10, 0, &cred), 4096);
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 0, 0, &cred), 4096);
+	CHECK_EQ(inode_getattr(fs, ino, &st), 0);
+	/* Three 4 KiB pieces (plus an index block at most). */
+	CHECK(st.st_blocks <= 3 * 8 + 8);
+	CHECK_EQ(iomap_read(fs, ino, buf, 4096, 400 << 10), 4096);
+	CHECK(buf[0] == 'x');
+	fs_close(fs);
+	unit_fsck(img);
+}
+
 /* Sequential 4 KiB appends must end up as one extent, not thousands. */
 static void test_extents_merge(void)
 {
@@ -324,6 +346,9 @@ int main(void)
 	test_basic("-t ext3", "ext3.img");
 	test_unwritten();
 	test_extents_merge();
+	test_sparse_alloc("-t ext4 -b 4096", "sparse4.img");
+	test_sparse_alloc("-t ext4 -b 1024", "sparse1.img");
+	test_sparse_alloc("-t ext3", "sparse3.img");
 	test_seek_and_fallocate();
 	test_random("-t ext4 -b 4096", "rand4.img", 1, 1);
 	test_random("-t ext4 -b 1024", "rand4k1.img", 2, 1);
