@@ -1,0 +1,726 @@
+/*
+ * fuse2fs: the high-level (path) FUSE front-end. Paths become inode
+ * numbers by walking namei_lookup from the root; open files and
+ * directories keep their inode number in the handle and a core reference
+ * (fs_iref_get), so IO never resolves a path again and an unlinked open
+ * file stays usable until its last release. Each handler turns one
+ * request into core calls; the logic is in lib/core.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/fs.h>
+
+#include "fuse_glue.h"
+
+/*
+ * A file with several links has one kernel inode per name here, so what
+ * the kernel caches about one name goes stale when another is used. A
+ * second (libfuse's default for names and attributes) bounds that.
+ * Absent names are cached as long: only this mount creates names.
+ */
+#define TIMEOUT 1.0
+
+static struct glue *ctx_glue(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static struct fs *ctx_fs(void)
+{
+	return ctx_glue()->fs;
+}
+
+static void ctx_cred(struct fs_cred *cred)
+{
+	const struct fuse_context *ctx = fuse_get_context();
+
+	glue_cred(ctx->private_data, ctx->uid, ctx->gid, ctx->umask, cred);
+}
+
+/* Walks the first len bytes of an absolute path from the root. */
+static int resolve_len(const char *path, size_t len, ext2_ino_t *ino)
+{
+	struct fs *fs = ctx_fs();
+	char name[EXT2_NAME_LEN + 1];
+	const char *p = path, *end = path + len, *next;
+	ext2_ino_t cur = EXT2_ROOT_INO;
+	int ret;
+
+	while (p < end) {
+		if (*p == '/') {
+			p++;
+			continue;
+		}
+		next = memchr(p, '/', end - p);
+		if (!next)
+			next = end;
+		if (next - p > EXT2_NAME_LEN)
+			return -ENAMETOOLONG;
+		memcpy(name, p, next - p);
+		name[next - p] = 0;
+		ret = namei_lookup(fs, cur, name, &cur, NULL);
+		if (ret)
+			return ret;
+		p = next;
+	}
+	*ino = cur;
+	return 0;
+}
+
+static int resolve(const char *path, ext2_ino_t *ino)
+{
+	return resolve_len(path, strlen(path), ino);
+}
+
+/* The directory holding path's last component, and that component. */
+static int resolve_parent(const char *path, ext2_ino_t *dir,
+			  const char **name)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || !slash[1])
+		return -EINVAL;
+	*name = slash + 1;
+	return resolve_len(path, slash - path, dir);
+}
+
+/*
+ * The inode a request is about: the open handle's when there is one (the
+ * path may be gone, or NULL with nullpath_ok), else the path's.
+ */
+static int path_ino(const char *path, struct fuse_file_info *fi,
+		    ext2_ino_t *ino)
+{
+	struct glue_file *gf = fi ? glue_file_get(fi->fh) : NULL;
+
+	if (gf) {
+		*ino = gf->ino;
+		return 0;
+	}
+	if (!path)
+		return -EBADF;
+	return resolve(path, ino);
+}
+
+/* The open handle of IO requests; -EBADF if it is not ours. */
+static int handle_ino(struct fuse_file_info *fi, ext2_ino_t *ino)
+{
+	struct glue_file *gf = glue_file_get(fi->fh);
+
+	if (!gf)
+		return -EBADF;
+	*ino = gf->ino;
+	return 0;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct glue *g = ctx_glue();
+
+	/* readdir gives no attributes: readdirplus would cost a lookup each. */
+	glue_init_conn(g, conn, 0, FUSE_CAP_READDIRPLUS);
+	/* st_ino is the real inode number, as tools like find expect. */
+	cfg->use_ino = 1;
+	/* The core keeps unlinked open files: no .fuse_hidden renames. */
+	cfg->hard_remove = 1;
+	/* Handles carry the inode: IO on them needs no path. */
+	cfg->nullpath_ok = 1;
+	cfg->entry_timeout = TIMEOUT;
+	cfg->negative_timeout = TIMEOUT;
+	cfg->attr_timeout = TIMEOUT;
+	return g;
+}
+
+static int op_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	ret = path_ino(path, fi, &ino);
+	if (!ret)
+		ret = inode_getattr(ctx_fs(), ino, st);
+	return ret;
+}
+
+static int op_readlink(const char *path, char *buf, size_t size)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	ret = resolve(path, &ino);
+	if (!ret)
+		ret = namei_readlink(ctx_fs(), ino, buf, size);
+	return ret < 0 ? ret : 0;
+}
+
+static int op_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+	struct fs_cred cred;
+	const char *name;
+	struct stat st;
+	ext2_ino_t dir;
+	int ret;
+
+	ctx_cred(&cred);
+	ret = resolve_parent(path, &dir, &name);
+	if (!ret)
+		ret = namei_mknod(ctx_fs(), dir, name, mode, rdev, &cred, &st);
+	return ret;
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+	struct fs_cred cred;
+	const char *name;
+	struct stat st;
+	ext2_ino_t dir;
+	int ret;
+
+	ctx_cred(&cred);
+	ret = resolve_parent(path, &dir, &name);
+	if (!ret)
+		ret = namei_mkdir(ctx_fs(), dir, name, mode, &cred, &st);
+	return ret;
+}
+
+static int op_unlink(const char *path)
+{
+	const char *name;
+	ext2_ino_t dir;
+	int ret;
+
+	ret = resolve_parent(path, &dir, &name);
+	if (!ret)
+		ret = namei_unlink(ctx_fs(), dir, name);
+	return ret;
+}
+
+static int op_rmdir(const char *path)
+{
+	const char *name;
+	ext2_ino_t dir;
+	int ret;
+
+	ret = resolve_parent(path, &dir, &name);
+	if (!ret)
+		ret = namei_rmdir(ctx_fs(), dir, name);
+	return ret;
+}
+
+static int op_symlink(const char *target, const char *path)
+{
+	struct fs_cred cred;
+	const char *name;
+	struct stat st;
+	ext2_ino_t dir;
+	int ret;
+
+	ctx_cred(&cred);
+	ret = resolve_parent(path, &dir, &name);
+	if (!ret)
+		ret = namei_symlink(ctx_fs(), dir, name, target, &cred, &st);
+	return ret;
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+	const char *oldname, *newname;
+	ext2_ino_t olddir, newdir;
+	unsigned fsflags = 0;
+	int ret;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if (flags & RENAME_NOREPLACE)
+		fsflags |= FS_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		fsflags |= FS_RENAME_EXCHANGE;
+	ret = resolve_parent(from, &olddir, &oldname);
+	if (!ret)
+		ret = resolve_parent(to, &newdir, &newname);
+	if (!ret)
+		ret = namei_rename(ctx_fs(), olddir, oldname, newdir, newname,
+				   fsflags);
+	return ret;
+}
+
+static int op_link(const char *from, const char *to)
+{
+	const char *name;
+	ext2_ino_t ino, dir;
+	struct stat st;
+	int ret;
+
+	ret = resolve(from, &ino);
+	if (!ret)
+		ret = resolve_parent(to, &dir, &name);
+	if (!ret)
+		ret = namei_link(ctx_fs(), ino, dir, name, &st);
+	return ret;
+}
+
+static int setattr(const char *path, struct fuse_file_info *fi,
+		   const struct stat *st, unsigned valid)
+{
+	struct fs_cred cred;
+	ext2_ino_t ino;
+	int ret;
+
+	ctx_cred(&cred);
+	ret = path_ino(path, fi, &ino);
+	if (!ret)
+		ret = inode_setattr(ctx_fs(), ino, st, valid, &cred, NULL);
+	return ret;
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct stat st = { .st_mode = mode };
+
+	return setattr(path, fi, &st, FS_SET_MODE);
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid,
+		    struct fuse_file_info *fi)
+{
+	struct stat st = { .st_uid = uid, .st_gid = gid };
+	unsigned valid = 0;
+
+	/* -1 leaves that id alone, as in chown(2). */
+	if (uid != (uid_t)-1)
+		valid |= FS_SET_UID;
+	if (gid != (gid_t)-1)
+		valid |= FS_SET_GID;
+	return setattr(path, fi, &st, valid);
+}
+
+static int op_truncate(const char *path, off_t size,
+		       struct fuse_file_info *fi)
+{
+	struct stat st = { .st_size = size };
+
+	return setattr(path, fi, &st, FS_SET_SIZE);
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2],
+		      struct fuse_file_info *fi)
+{
+	struct stat st = { .st_atim = tv[0], .st_mtim = tv[1] };
+	unsigned valid = 0;
+
+	if (tv[0].tv_nsec == UTIME_NOW)
+		valid |= FS_SET_ATIME_NOW;
+	else if (tv[0].tv_nsec != UTIME_OMIT)
+		valid |= FS_SET_ATIME;
+	if (tv[1].tv_nsec == UTIME_NOW)
+		valid |= FS_SET_MTIME_NOW;
+	else if (tv[1].tv_nsec != UTIME_OMIT)
+		valid |= FS_SET_MTIME;
+	return setattr(path, fi, &st, valid);
+}
+
+/*
+ * Gives fi a handle on ino holding a reference, which release drops.
+ * Several names mean several kernel inodes for one file: their page
+ * caches would disagree, so such opens bypass them.
+ */
+static int new_handle(struct fuse_file_info *fi, ext2_ino_t ino,
+		      const struct stat *st)
+{
+	fi->fh = glue_file_new(ino, fi->flags);
+	if (!fi->fh)
+		return -ENOMEM;
+	fs_iref_get(ctx_fs(), ino);
+	fi->direct_io = st && !S_ISDIR(st->st_mode) && st->st_nlink > 1;
+	return 0;
+}
+
+static void drop_handle(struct fuse_file_info *fi)
+{
+	struct glue_file *gf = glue_file_get(fi->fh);
+
+	if (!gf)
+		return;
+	fs_iref_put(ctx_fs(), gf->ino, 1);
+	glue_file_free(fi->fh);
+	fi->fh = 0;
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+	struct fs_cred cred;
+	struct stat st;
+	ext2_ino_t ino;
+	int ret;
+
+	ctx_cred(&cred);
+	ret = resolve(path, &ino);
+	if (!ret)
+		ret = file_open(ctx_fs(), ino, fi->flags, &cred);
+	if (!ret)
+		ret = inode_getattr(ctx_fs(), ino, &st);
+	if (!ret)
+		ret = new_handle(fi, ino, &st);
+	return ret;
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs_cred cred;
+	const char *name;
+	struct stat st;
+	ext2_ino_t dir, ino;
+	int ret;
+
+	ctx_cred(&cred);
+	ret = resolve_parent(path, &dir, &name);
+	if (!ret)
+		ret = glue_create(ctx_glue(), dir, name, mode, fi->flags, &cred,
+				  &ino, &st);
+	if (!ret)
+		ret = new_handle(fi, ino, &st);
+	return ret;
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	(void)path;
+	ret = handle_ino(fi, &ino);
+	if (ret)
+		return ret;
+	return file_read(ctx_fs(), ino, buf, size, off);
+}
+
+static int op_write(const char *path, const char *buf, size_t size,
+		    off_t off, struct fuse_file_info *fi)
+{
+	struct glue_file *gf = glue_file_get(fi->fh);
+	struct fs_cred cred;
+
+	(void)path;
+	if (!gf)
+		return -EBADF;
+	ctx_cred(&cred);
+	return file_write(ctx_fs(), gf->ino, buf, size, off,
+			  !!(gf->flags & O_APPEND), &cred);
+}
+
+static int op_statfs(const char *path, struct statvfs *st)
+{
+	(void)path;
+	return fs_statfs(ctx_fs(), st);
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+	/* Writes reached the core when they were answered. */
+	(void)path;
+	(void)fi;
+	return 0;
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	drop_handle(fi);
+	return 0;
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	ret = path_ino(path, fi, &ino);
+	if (!ret)
+		ret = file_fsync(ctx_fs(), ino, datasync);
+	return ret;
+}
+
+static int op_setxattr(const char *path, const char *name, const char *value,
+		       size_t size, int flags)
+{
+	struct fs_cred cred;
+	ext2_ino_t ino;
+	int ret;
+
+	ctx_cred(&cred);
+	ret = resolve(path, &ino);
+	if (!ret)
+		ret = xattr_set(ctx_fs(), ino, name, value, size, flags,
+				&cred);
+	return ret;
+}
+
+static int op_getxattr(const char *path, const char *name, char *value,
+		       size_t size)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	ret = resolve(path, &ino);
+	if (ret)
+		return ret;
+	return xattr_get(ctx_fs(), ino, name, size ? value : NULL, size);
+}
+
+static int op_listxattr(const char *path, char *list, size_t size)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	ret = resolve(path, &ino);
+	if (ret)
+		return ret;
+	return xattr_list(ctx_fs(), ino, size ? list : NULL, size);
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	ret = resolve(path, &ino);
+	if (!ret)
+		ret = xattr_remove(ctx_fs(), ino, name);
+	return ret;
+}
+
+static int op_opendir(const char *path, struct fuse_file_info *fi)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	ret = resolve(path, &ino);
+	if (!ret)
+		ret = dir_open(ctx_fs(), ino);
+	if (!ret)
+		ret = new_handle(fi, ino, NULL);
+	return ret;
+}
+
+struct dirfill {
+	void *buf;
+	fuse_fill_dir_t filler;
+};
+
+static int fill_dir(void *ctx, const char *name, size_t namelen,
+		    ext2_ino_t ino, unsigned dtype, const struct stat *st,
+		    off_t next)
+{
+	struct dirfill *d = ctx;
+	char nbuf[EXT2_NAME_LEN + 1];
+	struct stat plain;
+
+	(void)st;
+	if (namelen > EXT2_NAME_LEN)
+		namelen = EXT2_NAME_LEN;
+	memcpy(nbuf, name, namelen);
+	nbuf[namelen] = 0;
+	memset(&plain, 0, sizeof(plain));
+	plain.st_ino = ino;
+	plain.st_mode = DTTOIF(dtype);
+	return d->filler(d->buf, nbuf, &plain, next, 0);
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	struct dirfill d = { .buf = buf, .filler = filler };
+	ext2_ino_t ino;
+	int ret;
+
+	(void)path;
+	(void)flags;
+	ret = handle_ino(fi, &ino);
+	if (ret)
+		return ret;
+	ret = dir_read(ctx_fs(), ino, off, 0, fill_dir, &d);
+	return ret < 0 ? ret : 0;
+}
+
+static int op_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	drop_handle(fi);
+	return 0;
+}
+
+static int op_access(const char *path, int mask)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	ret = resolve(path, &ino);
+	if (!ret)
+		ret = inode_access(ctx_fs(), ino, mask);
+	return ret;
+}
+
+/*
+ * libfuse does not say how large data is. The kernel sends the flags
+ * ioctls with a 4-byte int whatever the command number says, any other
+ * with _IOC_SIZE(cmd) bytes.
+ */
+static size_t ioctl_size(unsigned cmd)
+{
+	switch (cmd) {
+	case FS_IOC_GETFLAGS:
+	case FS_IOC_SETFLAGS:
+	case FS_IOC32_GETFLAGS:
+	case FS_IOC32_SETFLAGS:
+		return sizeof(uint32_t);
+	}
+	return _IOC_SIZE(cmd);
+}
+
+static int op_ioctl(const char *path, unsigned int cmd, void *arg,
+		    struct fuse_file_info *fi, unsigned int flags, void *data)
+{
+	struct fs_cred cred;
+	size_t size = ioctl_size(cmd), out_len;
+	ext2_ino_t ino;
+	int ret;
+
+	(void)arg;
+	(void)flags;
+	ret = path_ino(path, fi, &ino);
+	if (ret)
+		return ret;
+	ctx_cred(&cred);
+	ret = glue_ioctl(ctx_glue(), ino, cmd, data, size, data, size,
+			 &out_len, &cred);
+	/*
+	 * libfuse copies all of data back to the caller. GETVERSION is
+	 * numbered for a long but answered, as ext4 answers it, with an
+	 * int, and callers pass an int: rather than overrun it, refuse.
+	 */
+	if (!ret && out_len && out_len < size)
+		ret = -ENOTTY;
+	return ret;
+}
+
+static int op_fallocate(const char *path, int mode, off_t off, off_t len,
+			struct fuse_file_info *fi)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	(void)path;
+	ret = handle_ino(fi, &ino);
+	if (!ret)
+		ret = file_fallocate(ctx_fs(), ino, mode, off, len);
+	return ret;
+}
+
+/* Only SEEK_DATA and SEEK_HOLE reach us: the kernel does the rest. */
+static off_t op_lseek(const char *path, off_t off, int whence,
+		      struct fuse_file_info *fi)
+{
+	ext2_ino_t ino;
+	int ret;
+
+	(void)path;
+	ret = handle_ino(fi, &ino);
+	if (ret)
+		return ret;
+	return file_lseek(ctx_fs(), ino, off, whence);
+}
+
+static ssize_t op_copy_file_range(const char *path_in,
+				  struct fuse_file_info *fi_in, off_t off_in,
+				  const char *path_out,
+				  struct fuse_file_info *fi_out, off_t off_out,
+				  size_t len, int flags)
+{
+	ext2_ino_t ino_in, ino_out;
+	struct fs_cred cred;
+	int ret;
+
+	(void)path_in;
+	(void)path_out;
+	if (flags)
+		return -EINVAL;
+	ret = handle_ino(fi_in, &ino_in);
+	if (!ret)
+		ret = handle_ino(fi_out, &ino_out);
+	if (ret)
+		return ret;
+	ctx_cred(&cred);
+	return file_copy_range(ctx_fs(), ino_in, off_in, ino_out, off_out,
+			       len, &cred);
+}
+
+static const struct fuse_operations fuse2fs_ops = {
+	.init = op_init,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.chmod = op_chmod,
+	.chown = op_chown,
+	.truncate = op_truncate,
+	.utimens = op_utimens,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.statfs = op_statfs,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsync,
+	.access = op_access,
+	.ioctl = op_ioctl,
+	.fallocate = op_fallocate,
+	.copy_file_range = op_copy_file_range,
+	.lseek = op_lseek,
+};
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse *f;
+	struct glue g;
+	int ret;
+
+	ret = glue_parse_args(&g, &args, "fuse2fs", fuse_lib_help);
+	if (ret) {
+		ret = ret < 0;
+		goto out;
+	}
+	/* Before the image is touched: a bad FUSE option fails cleanly. */
+	f = fuse_new(&args, &fuse2fs_ops, sizeof(fuse2fs_ops), &g);
+	if (!f) {
+		ret = 1;
+		goto out;
+	}
+	ret = glue_run(&g, fuse_get_session(f), f);
+	fuse_destroy(f);
+out:
+	glue_done(&g, &args);
+	return ret;
+}

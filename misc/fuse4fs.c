@@ -1,0 +1,780 @@
+/*
+ * fuse4fs: the low-level (inode) FUSE front-end. FUSE node ids are ext2
+ * inode numbers; every entry reply hands the kernel a core reference
+ * (fs_iref_get) that forget gives back, so an unlinked inode lives as long
+ * as the kernel can name it. Each handler turns one request into core
+ * calls and replies exactly once; the logic is in lib/core.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/fs.h>
+
+#include "fuse_glue.h"
+
+/*
+ * How long the kernel may trust names and attributes. This server is the
+ * only writer, and the kernel updates or invalidates its caches on its
+ * own operations, so a timeout only bounds how long the few changes the
+ * kernel cannot see stay invisible (atime stamped on a read, ctime of a
+ * flags ioctl). A minute keeps those fresh enough while a busy tree still
+ * costs about one lookup and one getattr per inode per minute.
+ */
+#define TIMEOUT 60.0
+
+static struct glue *req_glue(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/*
+ * The one translation between node ids and inode numbers: the FUSE root
+ * and the ext2 root trade places. Swapping rather than mapping one way
+ * keeps it a bijection, so a hostile directory entry naming inode 1
+ * cannot alias the root.
+ */
+static ext2_ino_t node_to_ino(fuse_ino_t node)
+{
+	if (node == FUSE_ROOT_ID)
+		return EXT2_ROOT_INO;
+	if (node == EXT2_ROOT_INO)
+		return FUSE_ROOT_ID;
+	return node;
+}
+
+static fuse_ino_t ino_to_node(ext2_ino_t ino)
+{
+	if (ino == EXT2_ROOT_INO)
+		return FUSE_ROOT_ID;
+	if (ino == FUSE_ROOT_ID)
+		return EXT2_ROOT_INO;
+	return ino;
+}
+
+static void req_cred(fuse_req_t req, struct fs_cred *cred)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	glue_cred(req_glue(req), ctx->uid, ctx->gid, ctx->umask, cred);
+}
+
+/* Core results are 0 or -errno; fuse_reply_err(req, 0) is success. */
+static void reply_err(fuse_req_t req, int ret)
+{
+	fuse_reply_err(req, -ret);
+}
+
+static void fill_entry(struct fuse_entry_param *e, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = ino_to_node(st->st_ino);
+	e->attr = *st;
+	e->attr_timeout = TIMEOUT;
+	e->entry_timeout = TIMEOUT;
+}
+
+/*
+ * Replies with an entry (or the error) and gives the kernel the lookup
+ * reference it now holds; a reply the kernel did not take (interrupted
+ * request) gives it back.
+ */
+static void reply_entry(fuse_req_t req, int ret, const struct stat *st)
+{
+	struct fs *fs = req_glue(req)->fs;
+	struct fuse_entry_param e;
+
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	fill_entry(&e, st);
+	fs_iref_get(fs, st->st_ino);
+	if (fuse_reply_entry(req, &e))
+		fs_iref_put(fs, st->st_ino, 1);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/*
+	 * Attributes with every listed name: no lookup per entry after ls.
+	 * No EXPORT_SUPPORT: file handles would bring lookups of node ids
+	 * the kernel holds no reference on, whose inodes may since have
+	 * been freed and reused, and entries carry no generation number
+	 * to tell the two apart.
+	 */
+	glue_init_conn(userdata, conn, FUSE_CAP_READDIRPLUS,
+		       FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_EXPORT_SUPPORT);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	struct stat st;
+	ext2_ino_t ino;
+	int ret;
+
+	ret = namei_lookup(req_glue(req)->fs, node_to_ino(parent), name, &ino,
+			   &st);
+	if (ret == -ENOENT) {
+		/* Node id 0: the kernel caches the name as absent. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = TIMEOUT;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	reply_entry(req, ret, &st);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t node, uint64_t nlookup)
+{
+	fs_iref_put(req_glue(req)->fs, node_to_ino(node), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct fs *fs = req_glue(req)->fs;
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_iref_put(fs, node_to_ino(forgets[i].ino),
+			    forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t node,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int ret;
+
+	(void)fi;
+	ret = inode_getattr(req_glue(req)->fs, node_to_ino(node), &st);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t node, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs_cred cred;
+	struct stat st;
+	unsigned valid = 0;
+	int ret;
+
+	/* A handle names the same inode as the node: fi adds nothing. */
+	(void)fi;
+	if (to_set & FUSE_SET_ATTR_MODE)
+		valid |= FS_SET_MODE;
+	if (to_set & FUSE_SET_ATTR_UID)
+		valid |= FS_SET_UID;
+	if (to_set & FUSE_SET_ATTR_GID)
+		valid |= FS_SET_GID;
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		valid |= FS_SET_SIZE;
+	/* The kernel sets ATIME along with ATIME_NOW: "now" wins. */
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		valid |= FS_SET_ATIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		valid |= FS_SET_ATIME;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		valid |= FS_SET_MTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		valid |= FS_SET_MTIME;
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		valid |= FS_SET_CTIME;
+	req_cred(req, &cred);
+	ret = inode_setattr(req_glue(req)->fs, node_to_ino(node), attr, valid,
+			    &cred, &st);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t node)
+{
+	struct fs *fs = req_glue(req)->fs;
+	size_t size = fs_blocksize(fs) + 1;
+	char *buf = malloc(size);
+	int ret;
+
+	if (!buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	ret = namei_readlink(fs, node_to_ino(node), buf, size);
+	if (ret < 0)
+		reply_err(req, ret);
+	else
+		fuse_reply_readlink(req, buf);
+	free(buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct fs_cred cred;
+	struct stat st;
+	int ret;
+
+	req_cred(req, &cred);
+	ret = namei_mknod(req_glue(req)->fs, node_to_ino(parent), name, mode,
+			  rdev, &cred, &st);
+	reply_entry(req, ret, &st);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct fs_cred cred;
+	struct stat st;
+	int ret;
+
+	req_cred(req, &cred);
+	ret = namei_mkdir(req_glue(req)->fs, node_to_ino(parent), name, mode,
+			  &cred, &st);
+	reply_entry(req, ret, &st);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		       const char *name)
+{
+	struct fs_cred cred;
+	struct stat st;
+	int ret;
+
+	req_cred(req, &cred);
+	ret = namei_symlink(req_glue(req)->fs, node_to_ino(parent), name,
+			    target, &cred, &st);
+	reply_entry(req, ret, &st);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t node, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct stat st;
+	int ret;
+
+	ret = namei_link(req_glue(req)->fs, node_to_ino(node),
+			 node_to_ino(newparent), newname, &st);
+	reply_entry(req, ret, &st);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, namei_unlink(req_glue(req)->fs, node_to_ino(parent),
+				    name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, namei_rmdir(req_glue(req)->fs, node_to_ino(parent),
+				   name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	unsigned fsflags = 0;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		fsflags |= FS_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		fsflags |= FS_RENAME_EXCHANGE;
+	reply_err(req, namei_rename(req_glue(req)->fs, node_to_ino(parent),
+				    name, node_to_ino(newparent), newname,
+				    fsflags));
+}
+
+/* Hands out a handle; returns -ENOMEM if there is no memory for one. */
+static int new_handle(struct fuse_file_info *fi, ext2_ino_t ino)
+{
+	fi->fh = glue_file_new(ino, fi->flags);
+	if (!fi->fh)
+		return -ENOMEM;
+	/*
+	 * One kernel inode per ext2 inode and no other writer: what the
+	 * page cache holds from an earlier open is still right.
+	 */
+	fi->keep_cache = 1;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t node, struct fuse_file_info *fi)
+{
+	ext2_ino_t ino = node_to_ino(node);
+	struct fs_cred cred;
+	int ret;
+
+	req_cred(req, &cred);
+	ret = file_open(req_glue(req)->fs, ino, fi->flags, &cred);
+	if (!ret)
+		ret = new_handle(fi, ino);
+	if (ret)
+		reply_err(req, ret);
+	else if (fuse_reply_open(req, fi))
+		glue_file_free(fi->fh);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct glue *g = req_glue(req);
+	struct fuse_entry_param e;
+	struct fs_cred cred;
+	struct stat st;
+	ext2_ino_t ino;
+	int ret;
+
+	req_cred(req, &cred);
+	ret = glue_create(g, node_to_ino(parent), name, mode, fi->flags, &cred,
+			  &ino, &st);
+	if (!ret)
+		ret = new_handle(fi, ino);
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	fill_entry(&e, &st);
+	fs_iref_get(g->fs, ino);
+	if (fuse_reply_create(req, &e, fi)) {
+		fs_iref_put(g->fs, ino, 1);
+		glue_file_free(fi->fh);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t ret;
+
+	(void)fi;
+	if (!buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	ret = file_read(req_glue(req)->fs, node_to_ino(node), buf, size, off);
+	if (ret < 0)
+		reply_err(req, ret);
+	else
+		fuse_reply_buf(req, buf, ret);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t node, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct glue_file *gf = glue_file_get(fi->fh);
+	struct fs_cred cred;
+	ssize_t ret;
+
+	if (!gf) {
+		reply_err(req, -EBADF);
+		return;
+	}
+	req_cred(req, &cred);
+	ret = file_write(req_glue(req)->fs, node_to_ino(node), buf, size, off,
+			 !!(gf->flags & O_APPEND), &cred);
+	if (ret < 0)
+		reply_err(req, ret);
+	else
+		fuse_reply_write(req, ret);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t node,
+		     struct fuse_file_info *fi)
+{
+	/* Writes reached the core when they were answered. */
+	(void)node;
+	(void)fi;
+	reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t node,
+		       struct fuse_file_info *fi)
+{
+	(void)node;
+	glue_file_free(fi->fh);
+	reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t node, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)fi;
+	reply_err(req, file_fsync(req_glue(req)->fs, node_to_ino(node),
+				  datasync));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t node,
+		       struct fuse_file_info *fi)
+{
+	int ret = dir_open(req_glue(req)->fs, node_to_ino(node));
+
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_open(req, fi);
+}
+
+/* One readdir reply being filled by dir_read. */
+struct dirbuf {
+	fuse_req_t req;
+	int plus;
+	char *buf;
+	size_t size;
+	size_t used;
+	ext2_ino_t *inos; /* readdirplus: the references this reply hands out */
+	size_t ninos;
+	size_t maxinos;
+};
+
+static int is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' &&
+	       (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+static int fill_dir(void *ctx, const char *name, size_t namelen,
+		    ext2_ino_t ino, unsigned dtype, const struct stat *st,
+		    off_t next)
+{
+	struct dirbuf *d = ctx;
+	char nbuf[EXT2_NAME_LEN + 1];
+	struct fuse_entry_param e;
+	struct stat plain;
+	size_t len, room = d->size - d->used;
+	ext2_ino_t *inos;
+
+	if (namelen > EXT2_NAME_LEN)
+		namelen = EXT2_NAME_LEN;
+	memcpy(nbuf, name, namelen);
+	nbuf[namelen] = 0;
+	memset(&plain, 0, sizeof(plain));
+	plain.st_ino = ino;
+	plain.st_mode = DTTOIF(dtype);
+	if (!d->plus) {
+		len = fuse_add_direntry(d->req, d->buf + d->used, room, nbuf,
+					&plain, next);
+		if (len > room)
+			return 1;
+		d->used += len;
+		return 0;
+	}
+	/*
+	 * Node id 0 gives the kernel a name without a node: it takes no
+	 * reference on those, nor on "." and "..".
+	 */
+	if (st && !is_dot_or_dotdot(nbuf)) {
+		fill_entry(&e, st);
+		if (d->ninos == d->maxinos) {
+			inos = realloc(d->inos, (d->maxinos * 2 + 16) *
+					       sizeof(*inos));
+			if (!inos)
+				return 1;
+			d->inos = inos;
+			d->maxinos = d->maxinos * 2 + 16;
+		}
+	} else {
+		memset(&e, 0, sizeof(e));
+		e.attr = plain;
+	}
+	len = fuse_add_direntry_plus(d->req, d->buf + d->used, room, nbuf, &e,
+				     next);
+	if (len > room)
+		return 1;
+	d->used += len;
+	if (e.ino)
+		d->inos[d->ninos++] = st->st_ino;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t node, size_t size,
+		       off_t off, int plus)
+{
+	struct fs *fs = req_glue(req)->fs;
+	struct dirbuf d;
+	size_t i;
+	int ret;
+
+	memset(&d, 0, sizeof(d));
+	d.req = req;
+	d.plus = plus;
+	d.size = size;
+	d.buf = malloc(size ? size : 1);
+	if (!d.buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	ret = dir_read(fs, node_to_ino(node), off, plus, fill_dir, &d);
+	/* What was listed before an error is still worth sending. */
+	if (ret < 0 && !d.used) {
+		reply_err(req, ret);
+		goto out;
+	}
+	/*
+	 * References are taken here, not in fill_dir, which runs under the
+	 * core's lock. The kernel holds the directory locked against
+	 * unlink and rename while it reads, so the entries cannot go away
+	 * in between.
+	 */
+	for (i = 0; i < d.ninos; i++)
+		fs_iref_get(fs, d.inos[i]);
+	if (fuse_reply_buf(req, d.buf, d.used))
+		for (i = 0; i < d.ninos; i++)
+			fs_iref_put(fs, d.inos[i], 1);
+out:
+	free(d.inos);
+	free(d.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t node, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, node, size, off, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t node, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, node, size, off, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t node,
+			  struct fuse_file_info *fi)
+{
+	(void)node;
+	(void)fi;
+	reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t node)
+{
+	struct statvfs st;
+	int ret;
+
+	(void)node;
+	ret = fs_statfs(req_glue(req)->fs, &st);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t node, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct fs_cred cred;
+
+	req_cred(req, &cred);
+	reply_err(req, xattr_set(req_glue(req)->fs, node_to_ino(node), name,
+				 value, size, flags, &cred));
+}
+
+/* size 0 asks for the length; otherwise the value, or ERANGE. */
+static void reply_xattr(fuse_req_t req, ssize_t ret, const char *buf,
+			size_t size)
+{
+	if (ret < 0)
+		reply_err(req, ret);
+	else if (!size)
+		fuse_reply_xattr(req, ret);
+	else
+		fuse_reply_buf(req, buf, ret);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t node, const char *name,
+			size_t size)
+{
+	char *buf = malloc(size ? size : 1);
+
+	if (!buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	reply_xattr(req, xattr_get(req_glue(req)->fs, node_to_ino(node), name,
+				   size ? buf : NULL, size), buf, size);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t node, size_t size)
+{
+	char *buf = malloc(size ? size : 1);
+
+	if (!buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	reply_xattr(req, xattr_list(req_glue(req)->fs, node_to_ino(node),
+				    size ? buf : NULL, size), buf, size);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t node, const char *name)
+{
+	reply_err(req, xattr_remove(req_glue(req)->fs, node_to_ino(node),
+				    name));
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t node, int mask)
+{
+	reply_err(req, inode_access(req_glue(req)->fs, node_to_ino(node),
+				    mask));
+}
+
+static void op_ioctl(fuse_req_t req, fuse_ino_t node, unsigned int cmd,
+		     void *arg, struct fuse_file_info *fi, unsigned flags,
+		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	struct fs_cred cred;
+	char out[sizeof(struct fsxattr)];
+	size_t out_len;
+	int ret;
+
+	(void)arg;
+	(void)fi;
+	(void)flags;
+	req_cred(req, &cred);
+	ret = glue_ioctl(req_glue(req), node_to_ino(node), cmd, in_buf,
+			 in_bufsz, out,
+			 out_bufsz < sizeof(out) ? out_bufsz : sizeof(out),
+			 &out_len, &cred);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_ioctl(req, 0, out_len ? out : NULL, out_len);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t node, int mode,
+			 off_t off, off_t len, struct fuse_file_info *fi)
+{
+	(void)fi;
+	reply_err(req, file_fallocate(req_glue(req)->fs, node_to_ino(node),
+				      mode, off, len));
+}
+
+/* Only SEEK_DATA and SEEK_HOLE reach us: the kernel does the rest. */
+static void op_lseek(fuse_req_t req, fuse_ino_t node, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t ret;
+
+	(void)fi;
+	ret = file_lseek(req_glue(req)->fs, node_to_ino(node), off, whence);
+	if (ret < 0)
+		reply_err(req, ret);
+	else
+		fuse_reply_lseek(req, ret);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t node_in,
+			       off_t off_in, struct fuse_file_info *fi_in,
+			       fuse_ino_t node_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len,
+			       int flags)
+{
+	struct fs_cred cred;
+	ssize_t ret;
+
+	(void)fi_in;
+	(void)fi_out;
+	if (flags) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	req_cred(req, &cred);
+	ret = file_copy_range(req_glue(req)->fs, node_to_ino(node_in), off_in,
+			      node_to_ino(node_out), off_out, len, &cred);
+	if (ret < 0)
+		reply_err(req, ret);
+	else
+		fuse_reply_write(req, ret);
+}
+
+static const struct fuse_lowlevel_ops fuse4fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsync,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.access = op_access,
+	.ioctl = op_ioctl,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
+};
+
+static void fuse4fs_help(struct fuse_args *args)
+{
+	(void)args;
+	fuse_lowlevel_help();
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_session *se;
+	struct glue g;
+	int ret;
+
+	ret = glue_parse_args(&g, &args, "fuse4fs", fuse4fs_help);
+	if (ret) {
+		ret = ret < 0;
+		goto out;
+	}
+	/* One kernel inode per ext2 inode: hard links share a page cache. */
+	g.fsopts.iomap_hardlinks = 1;
+	/* Before the image is touched: a bad FUSE option fails cleanly. */
+	se = fuse_session_new(&args, &fuse4fs_ops, sizeof(fuse4fs_ops), &g);
+	if (!se) {
+		ret = 1;
+		goto out;
+	}
+	ret = glue_run(&g, se, NULL);
+	fuse_session_destroy(se);
+out:
+	glue_done(&g, &args);
+	return ret;
+}
