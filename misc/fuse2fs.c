@@ -39,7 +39,7 @@ static void ctx_cred(struct fs_cred *cred)
 {
 	const struct fuse_context *ctx = fuse_get_context();
 
-	glue_cred(ctx->private_data, ctx->uid, ctx->gid, ctx->umask, cred);
+	glue_cred(ctx->private_data, NULL, ctx->uid, ctx->gid, ctx->umask, cred);
 }
 
 /* Walks the first len bytes of an absolute path from the root. */

@@ -59,7 +59,7 @@ static void req_cred(fuse_req_t req, struct fs_cred *cred)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
-	glue_cred(req_glue(req), ctx->uid, ctx->gid, ctx->umask, cred);
+	glue_cred(req_glue(req), req, ctx->uid, ctx->gid, ctx->umask, cred);
 }
 
 /* Core results are 0 or -errno; fuse_reply_err(req, 0) is success. */

@@ -403,13 +403,34 @@ void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 	g->server_umask = (conn->want & acl) == acl;
 }
 
-void glue_cred(const struct glue *g, uid_t uid, gid_t gid, mode_t umask,
-	       struct fs_cred *cred)
+/*
+ * Supplementary groups cost a read of /proc/PID/status in libfuse, so
+ * they are fetched only when the core asks.
+ */
+static int glue_in_group(const struct fs_cred *cred, gid_t want)
+{
+	gid_t groups[256];
+	int i, n;
+
+	if (cred->priv)
+		n = fuse_req_getgroups(cred->priv, 256, groups);
+	else
+		n = fuse_getgroups(256, groups);
+	for (i = 0; i < n && i < 256; i++)
+		if (groups[i] == want)
+			return 1;
+	return 0;
+}
+
+void glue_cred(const struct glue *g, fuse_req_t req, uid_t uid, gid_t gid,
+	       mode_t umask, struct fs_cred *cred)
 {
 	cred->uid = g->fakeroot ? 0 : uid;
 	cred->gid = g->fakeroot ? 0 : gid;
 	/* Without DONT_MASK the kernel already applied it. */
 	cred->umask = g->server_umask ? umask : 0;
+	cred->in_group = glue_in_group;
+	cred->priv = req;
 }
 
 uint64_t glue_file_new(ext2_ino_t ino, int flags)

@@ -59,8 +59,9 @@ void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 		    unsigned want, unsigned dontwant);
 
 /* The caller's credentials as the core wants them. */
-void glue_cred(const struct glue *g, uid_t uid, gid_t gid, mode_t umask,
-	       struct fs_cred *cred);
+/* req: the low-level request, or NULL in the high-level API's context. */
+void glue_cred(const struct glue *g, fuse_req_t req, uid_t uid, gid_t gid,
+	       mode_t umask, struct fs_cred *cred);
 
 /*
  * What fi->fh points to for open files and directories: the inode (so IO

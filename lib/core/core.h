@@ -56,6 +56,13 @@ struct fs_cred {
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
+	/*
+	 * Is the caller a member of group g (supplementary groups too)?
+	 * Asked only when a rule needs it (setgid on write); NULL: only gid
+	 * counts. priv is the front-end's, for the callback.
+	 */
+	int (*in_group)(const struct fs_cred *cred, gid_t g);
+	void *priv;
 };
 
 /* ---- fs.c: open, close, statfs, sync ---- */

@@ -71,8 +71,16 @@ void file_kill_priv(struct ext2_inode_large *inode, const struct fs_cred *cred)
 	if (!cred || cred->uid == 0 || !LINUX_S_ISREG(inode->i_mode))
 		return;
 	inode->i_mode &= ~LINUX_S_ISUID;
-	/* setgid without group exec marks mandatory locking: it stays. */
+	if (!(inode->i_mode & LINUX_S_ISGID))
+		return;
+	/*
+	 * As the kernel since 6.2: setgid goes when group-exec is set, or
+	 * when the writer is not in the file's group.
+	 */
 	if (inode->i_mode & LINUX_S_IXGRP)
+		inode->i_mode &= ~LINUX_S_ISGID;
+	else if (inode_gid(*inode) != cred->gid &&
+		 !(cred->in_group && cred->in_group(cred, inode_gid(*inode))))
 		inode->i_mode &= ~LINUX_S_ISGID;
 }
 

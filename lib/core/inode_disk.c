@@ -133,8 +133,8 @@ void fsi_set_time(struct ext2_inode_large *inode, enum fsi_time which,
 		sec = min;
 		nsec = 0;
 	} else if (sec > max) {
-		sec = max;
-		nsec = 999999999;
+		sec = max; /* clamped like the kernel's timestamp_truncate */
+		nsec = 0;
 	}
 	*f.lo = (__u32)(int32_t)(sec & 0xffffffff);
 	if (f.extra)
