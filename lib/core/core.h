@@ -78,6 +78,13 @@ int fs_statfs(struct fs *fs, struct statvfs *st);
 /* Writes all dirty metadata and data to the device. */
 int fs_sync(struct fs *fs);
 int fs_is_readonly(struct fs *fs);
+/*
+ * The front-end's hook for attribute changes the kernel cannot predict
+ * (setuid/setgid cleared by a write): fn(arg, ino) is called without the
+ * fs lock held, so it may tell the kernel to drop its cached attributes.
+ */
+void fs_set_attr_hook(struct fs *fs, void (*fn)(void *arg, ext2_ino_t ino),
+		      void *arg);
 /* Block size, for st_blksize and read/write sizing. */
 unsigned fs_blocksize(struct fs *fs);
 

@@ -529,6 +529,34 @@ int file_set_size(struct fs *fs, ext2_ino_t ino,
 	return size < old ? zero_tail(fs, ino, inode, size) : 0;
 }
 
+/*
+ * As ext4 on an inline_data filesystem: the first write to an empty file
+ * that fits in i_block keeps the data in the inode (later writes grow the
+ * inline area while it fits, then move the file to blocks).
+ */
+static int maybe_make_inline(struct fs *fs, ext2_ino_t ino,
+			     struct ext2_inode_large *inode, uint64_t end)
+{
+	errcode_t err;
+	int ret;
+
+	if (!ext2fs_has_feature_inline_data(fs->e2->super) ||
+	    !LINUX_S_ISREG(inode->i_mode) ||
+	    (inode->i_flags & EXT4_INLINE_DATA_FL) || EXT2_I_SIZE(inode) ||
+	    inode->i_blocks || end > sizeof(inode->i_block))
+		return 0;
+	inode->i_flags &= ~EXT4_EXTENTS_FL;
+	inode->i_flags |= EXT4_INLINE_DATA_FL;
+	memset(inode->i_block, 0, sizeof(inode->i_block));
+	ret = fsi_write(fs, ino, inode);
+	if (ret)
+		return ret;
+	err = ext2fs_inline_data_init(fs->e2, ino);
+	if (err)
+		return FS_ERR(fs, err, ino);
+	return fsi_read(fs, ino, inode);
+}
+
 /* ---- entry points ---- */
 
 int file_open(struct fs *fs, ext2_ino_t ino, int flags,
@@ -638,6 +666,8 @@ ssize_t file_write(struct fs *fs, ext2_ino_t ino, const void *buf,
 	struct ext2_inode_large inode;
 	uint64_t pos, max;
 	ssize_t ret, done;
+	__u16 mode;
+	int killed = 0;
 
 	fs_lock(fs);
 	ret = fs_writable(fs);
@@ -670,9 +700,23 @@ ssize_t file_write(struct fs *fs, ext2_ino_t ino, const void *buf,
 		size = max - pos;
 	if (size > SSIZE_MAX)
 		size = SSIZE_MAX;
+	/* As the kernel: privileges go before the data is written. */
+	mode = inode.i_mode;
+	file_kill_priv(&inode, cred);
+	if (mode != inode.i_mode) {
+		killed = 1;
+		fsi_touch(&inode, FSI_TOUCH_CTIME);
+		ret = fsi_write(fs, ino, &inode);
+		if (ret)
+			goto out;
+	}
+	ret = maybe_make_inline(fs, ino, &inode, pos + size);
+	if (ret)
+		goto out;
 	if (file_uses_iomap(fs, &inode)) {
 		fs_unlock(fs);
-		return iomap_write(fs, ino, buf, size, off, append, cred);
+		ret = iomap_write(fs, ino, buf, size, off, append);
+		goto notify;
 	}
 
 	done = 0;
@@ -698,13 +742,16 @@ ssize_t file_write(struct fs *fs, ext2_ino_t ino, const void *buf,
 		if (ret)
 			goto out;
 	}
-	file_kill_priv(&inode, cred);
 	fsi_touch(&inode, FSI_TOUCH_MTIME | FSI_TOUCH_CTIME);
 	ret = fsi_write(fs, ino, &inode);
 	if (!ret)
 		ret = done;
 out:
 	fs_unlock(fs);
+notify:
+	/* The kernel caches the mode: tell it what changed behind it. */
+	if (killed)
+		fs_notify_attr(fs, ino);
 	return ret;
 }
 
@@ -821,6 +868,6 @@ ssize_t file_copy_range(struct fs *fs, ext2_ino_t ino_in, off_t off_in,
 	fs_unlock(fs);
 	if (ret)
 		return ret;
-	return iomap_copy_range(fs, ino_in, off_in, ino_out, off_out, len,
-				cred);
+	(void)cred; /* the kernel strips privileges before the copy */
+	return iomap_copy_range(fs, ino_in, off_in, ino_out, off_out, len);
 }

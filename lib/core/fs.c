@@ -283,6 +283,13 @@ int fs_statfs(struct fs *fs, struct statvfs *st)
 	st->f_frsize = fs->e2->blocksize;
 	st->f_blocks = blocks > over ? blocks - over : 0;
 	st->f_bfree = bfree;
+	/* As ext4: 2% (at most 4096 clusters) held back for extent splits. */
+	if (ext2fs_has_feature_extents(sb)) {
+		unsigned bits = fs->e2->cluster_ratio_bits;
+		blk64_t split = (blocks >> bits) / 50;
+
+		resv += (split < 4096 ? split : 4096) << bits;
+	}
 	st->f_bavail = bfree > resv ? bfree - resv : 0;
 	st->f_files = sb->s_inodes_count;
 	st->f_ffree = sb->s_free_inodes_count;
@@ -311,6 +318,19 @@ int fs_sync(struct fs *fs)
 	ret = FS_ERR(fs, err, 0);
 	fs_unlock(fs);
 	return ret;
+}
+
+void fs_set_attr_hook(struct fs *fs, void (*fn)(void *arg, ext2_ino_t ino),
+		      void *arg)
+{
+	fs->attr_hook = fn;
+	fs->attr_hook_arg = arg;
+}
+
+void fs_notify_attr(struct fs *fs, ext2_ino_t ino)
+{
+	if (fs->attr_hook)
+		fs->attr_hook(fs->attr_hook_arg, ino);
 }
 
 int fs_is_readonly(struct fs *fs)

@@ -34,6 +34,8 @@ struct fs {
 	int data_fd;             /* image fd for the data executor */
 	enum fs_iomap_mode iomap_mode;
 	int iomap_hardlinks;     /* iomap also for files with several links */
+	void (*attr_hook)(void *arg, ext2_ino_t ino);
+	void *attr_hook_arg;
 };
 
 static inline void fs_lock(struct fs *fs)
@@ -59,6 +61,8 @@ int fs_err(struct fs *fs, errcode_t err, ext2_ino_t ino, const char *func);
 int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
 	       const char *what);
 #define FS_CORRUPT(fs, ino, what) fs_corrupt((fs), (ino), __func__, (what))
+/* Calls the front-end's attribute hook; fs->lock must NOT be held. */
+void fs_notify_attr(struct fs *fs, ext2_ino_t ino);
 /* -EROFS if the filesystem cannot be written now, else 0. */
 int fs_writable(struct fs *fs);
 

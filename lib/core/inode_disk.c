@@ -129,11 +129,12 @@ void fsi_set_time(struct ext2_inode_large *inode, enum fsi_time which,
 
 	if (!f.lo)
 		return;
-	if (sec < min) {
+	/* As the kernel's timestamp_truncate: a bound keeps no nanoseconds. */
+	if (sec <= min) {
 		sec = min;
 		nsec = 0;
-	} else if (sec > max) {
-		sec = max; /* clamped like the kernel's timestamp_truncate */
+	} else if (sec >= max) {
+		sec = max;
 		nsec = 0;
 	}
 	*f.lo = (__u32)(int32_t)(sec & 0xffffffff);

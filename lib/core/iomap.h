@@ -73,8 +73,7 @@ int file_uses_iomap(struct fs *fs, const struct ext2_inode_large *inode);
 ssize_t iomap_read(struct fs *fs, ext2_ino_t ino, void *buf, size_t size,
 		   off_t off);
 ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
-		    size_t size, off_t off, int append,
-		    const struct fs_cred *cred);
+		    size_t size, off_t off, int append);
 /* Writes len zero bytes at device address addr, through the image fd. */
 int iomap_write_zeros(struct fs *fs, uint64_t len, uint64_t addr);
 /*
@@ -99,7 +98,6 @@ int iomap_fallocate(struct fs *fs, ext2_ino_t ino, int mode, uint64_t off,
 off_t iomap_seek(struct fs *fs, ext2_ino_t ino, off_t off, int whence);
 /* copy_file_range between two iomap files, through the image fd. */
 ssize_t iomap_copy_range(struct fs *fs, ext2_ino_t ino_in, off_t off_in,
-			 ext2_ino_t ino_out, off_t off_out, size_t len,
-			 const struct fs_cred *cred);
+			 ext2_ino_t ino_out, off_t off_out, size_t len);
 
 #endif

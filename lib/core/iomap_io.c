@@ -189,8 +189,7 @@ static int write_segment(struct fs *fs, const struct iomap *map,
 }
 
 ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
-		    size_t size, off_t off, int append,
-		    const struct fs_cred *cred)
+		    size_t size, off_t off, int append)
 {
 	struct ext2_inode_large inode;
 	/* Appenders race for EOF: one at a time. */
@@ -212,17 +211,6 @@ again:
 	if (end < start || end > file_max_size(fs, &inode)) {
 		ret = -EFBIG;
 		goto unlock;
-	}
-	if (cred && cred->uid) {
-		mode_t mode = inode.i_mode;
-
-		file_kill_priv(&inode, cred);
-		if (mode != inode.i_mode) {
-			fsi_touch(&inode, FSI_TOUCH_CTIME);
-			ret = fsi_write(fs, ino, &inode);
-			if (ret)
-				goto unlock;
-		}
 	}
 	if (!exclusive && !range_is_overwrite(fs, ino, start, end)) {
 		fs_unlock(fs);
@@ -304,7 +292,8 @@ int iomap_truncate_locked(struct fs *fs, ext2_ino_t ino,
 	ret = zero_partial_block(fs, ino, size < old ? size : old);
 	if (ret)
 		return ret;
-	if (size < old) {
+	/* Even at the same size: blocks past EOF go, as ext4's truncate. */
+	if (size <= old) {
 		ret = iomap_punch(fs, ino, size, ~0ULL);
 		if (ret)
 			return ret;

@@ -199,8 +199,7 @@ out:
 }
 
 ssize_t iomap_copy_range(struct fs *fs, ext2_ino_t ino_in, off_t off_in,
-			 ext2_ino_t ino_out, off_t off_out, size_t len,
-			 const struct fs_cred *cred)
+			 ext2_ino_t ino_out, off_t off_out, size_t len)
 {
 	size_t chunk = 1 << 20, done = 0;
 	char *buf;
@@ -220,7 +219,7 @@ ssize_t iomap_copy_range(struct fs *fs, ext2_ino_t ino_in, off_t off_in,
 			ret = n;
 			break;
 		}
-		ret = iomap_write(fs, ino_out, buf, n, off_out + done, 0, cred);
+		ret = iomap_write(fs, ino_out, buf, n, off_out + done, 0);
 		if (ret <= 0)
 			break;
 		done += ret;

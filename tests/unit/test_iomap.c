@@ -59,7 +59,6 @@ static uint64_t file_size(struct fs *fs, ext2_ino_t ino)
 static void test_basic(const char *img_args, const char *name)
 {
 	const char *img = unit_mkfs(name, img_args, 65536);
-	struct fs_cred cred = unit_root();
 	ext2_ino_t ino = make_file(img, "f");
 	struct fs *fs;
 	struct iomap map;
@@ -78,7 +77,7 @@ static void test_basic(const char *img_args, const char *name)
 
 	/* A write past EOF leaves a hole before it. */
 	memset(buf, 'a', sizeof(buf));
-	CHECK_EQ(iomap_write(fs, ino, buf, 100, 1 << 20, 0, &cred), 100);
+	CHECK_EQ(iomap_write(fs, ino, buf, 100, 1 << 20, 0), 100);
 	CHECK_EQ(file_size(fs, ino), (1 << 20) + 100);
 	CHECK_EQ(iomap_read(fs, ino, buf, sizeof(buf), (1 << 20) - 4096), 4196);
 	for (i = 0; i < 4096 && !buf[i]; i++)
@@ -92,7 +91,7 @@ static void test_basic(const char *img_args, const char *name)
 	CHECK(map.addr != 0);
 
 	/* Append mode writes at EOF. */
-	CHECK_EQ(iomap_write(fs, ino, "xyz", 3, 0, 1, &cred), 3);
+	CHECK_EQ(iomap_write(fs, ino, "xyz", 3, 0, 1), 3);
 	CHECK_EQ(file_size(fs, ino), (1 << 20) + 103);
 
 	/* Shrinking mid-block zeroes the tail: growing shows zeros. */
@@ -109,7 +108,6 @@ static void test_basic(const char *img_args, const char *name)
 static void test_unwritten(void)
 {
 	const char *img = unit_mkfs("unwritten.img", "-t ext4 -b 4096", 65536);
-	struct fs_cred cred = unit_root();
 	ext2_ino_t ino = make_file(img, "f");
 	struct ext2_inode_large inode;
 	struct iomap map;
@@ -145,7 +143,7 @@ static void test_unwritten(void)
 		;
 	CHECK_EQ(i, sizeof(buf));
 
-	CHECK_EQ(iomap_write(fs, ino, "hello", 5, 5000, 0, &cred), 5);
+	CHECK_EQ(iomap_write(fs, ino, "hello", 5, 5000, 0), 5);
 	CHECK_EQ(iomap_read(fs, ino, buf, sizeof(buf), 0), 16384);
 	CHECK(memcmp(buf + 5000, "hello", 5) == 0);
 	for (i = 0; i < sizeof(buf) && (!buf[i] || (i >= 5000 && i < 5005)); i++)
@@ -165,15 +163,14 @@ static void test_unwritten(void)
 static void test_sparse_alloc(const char *args, const char *name)
 {
 	const char *img = unit_mkfs(name, args, 65536);
-	struct fs_cred cred = unit_root();
 	ext2_ino_t ino = make_file(img, "f");
 	struct fs *fs = unit_open(img, 0);
 	char buf[4096] = "x";
 	struct stat st;
 
-	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 10 << 20, 0, &cred), 4096);
-	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 400 << 10, 0, &cred), 4096);
-	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 0, 0, &cred), 4096);
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 10 << 20, 0), 4096);
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 400 << 10, 0), 4096);
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 0, 0), 4096);
 	CHECK_EQ(inode_getattr(fs, ino, &st), 0);
 	/* Three 4 KiB pieces (plus an index block at most). */
 	CHECK(st.st_blocks <= 3 * 8 + 8);
@@ -187,7 +184,6 @@ static void test_sparse_alloc(const char *args, const char *name)
 static void test_extents_merge(void)
 {
 	const char *img = unit_mkfs("merge.img", "-t ext4 -b 4096", 65536);
-	struct fs_cred cred = unit_root();
 	ext2_ino_t ino = make_file(img, "f");
 	struct fs *fs = unit_open(img, 0);
 	static char buf[4096];
@@ -196,8 +192,8 @@ static void test_extents_merge(void)
 
 	for (i = 0; i < 512; i++) {
 		memset(buf, i, sizeof(buf));
-		if (iomap_write(fs, ino, buf, sizeof(buf), i * 4096ULL, 0,
-				&cred) != 4096)
+		if (iomap_write(fs, ino, buf, sizeof(buf), i * 4096ULL, 0) !=
+		    4096)
 			break;
 	}
 	CHECK_EQ(i, 512);
@@ -214,17 +210,16 @@ static void test_extents_merge(void)
 static void test_seek_and_fallocate(void)
 {
 	const char *img = unit_mkfs("seek.img", "-t ext4 -b 4096", 65536);
-	struct fs_cred cred = unit_root();
 	ext2_ino_t ino = make_file(img, "f");
 	struct fs *fs = unit_open(img, 0);
 	char buf[4096];
 
 	memset(buf, 'd', sizeof(buf));
 	/* data [0,4k) hole [4k,64k) unwritten [64k,128k) data [128k,132k) */
-	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 0, 0, &cred), 4096);
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 0, 0), 4096);
 	CHECK_EQ(iomap_fallocate(fs, ino, 0, 65536, 65536), 0);
 	CHECK_EQ(file_size(fs, ino), 131072);
-	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 131072, 0, &cred), 4096);
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 131072, 0), 4096);
 	CHECK_EQ(iomap_seek(fs, ino, 0, SEEK_DATA), 0);
 	CHECK_EQ(iomap_seek(fs, ino, 0, SEEK_HOLE), 4096);
 	CHECK_EQ(iomap_seek(fs, ino, 4096, SEEK_DATA), 131072);
@@ -261,7 +256,6 @@ static void test_random(const char *img_args, const char *name,
 			unsigned seed, int extents)
 {
 	const char *img = unit_mkfs(name, img_args, 65536);
-	struct fs_cred cred = unit_root();
 	ext2_ino_t ino = make_file(img, "f");
 	struct fs *fs = unit_open(img, 0);
 	uint64_t size = 0;
@@ -280,7 +274,7 @@ static void test_random(const char *img_args, const char *name,
 
 			for (i = 0; i < len; i++)
 				p[i] = (unsigned char)random();
-			if (iomap_write(fs, ino, p, len, off, 0, &cred) !=
+			if (iomap_write(fs, ino, p, len, off, 0) !=
 			    (ssize_t)len) {
 				printf("FAIL write op %u\n", op);
 				bad++;
