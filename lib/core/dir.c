@@ -4,15 +4,20 @@
  * index when the directory has one), in-place rewriting and removal of an
  * entry, and the emptiness test used by rmdir and rename.
  *
- * Cookies are byte positions. In a block directory an entry's cookie is
- * lblk * blocksize + its offset in the block, so it survives inserts and
- * removals elsewhere and a listing resumes by reading the block that holds
- * it. An inline directory has no blocks; its entries get the positions they
- * will have once libext2fs moves them into a block (".", "..", then the
- * inline area after its 4-byte parent field), so a listing that spans that
- * conversion neither repeats nor skips entries.
+ * Where the fs has dir_index, indexed, one-block and inline directories
+ * are listed in hash order and cookies are hashes (see "Hash-ordered
+ * listing" below), as in ext4. Elsewhere cookies are byte positions. In a
+ * block directory an entry's cookie is lblk * blocksize + its offset in
+ * the block, so it survives inserts and removals elsewhere and a listing
+ * resumes by reading the block that holds it. An inline directory has no
+ * blocks; its entries get the positions they will have once libext2fs
+ * moves them into a block (".", "..", then the inline area after its
+ * 4-byte parent field), so a listing that spans that conversion neither
+ * repeats nor skips entries. Internally (lookups, rewrites) entries are
+ * always located by byte position.
  */
 #include <dirent.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/fs_internal.h"
@@ -285,6 +290,15 @@ struct dx_frame {
 	unsigned at;
 };
 
+/* A position in an htree: the path of index nodes down to one leaf. */
+struct dx_cursor {
+	struct dx_frame fr[EXT4_HTREE_LEVEL];
+	unsigned levels;  /* indirect_levels: fr[levels] points at leaves */
+	int version;      /* for htree_hash */
+	uint64_t nblocks;
+	uint64_t visited; /* leaves read, bounded against index loops */
+};
+
 /* Parses the count/limit header of an index node at byte off of its block. */
 static int dx_node(struct fs *fs, struct dx_frame *f, unsigned off)
 {
@@ -352,6 +366,106 @@ static int dx_load(struct fs *fs, ext2_ino_t dir,
 	return 0;
 }
 
+static void dx_close(struct dx_cursor *c)
+{
+	unsigned i;
+
+	for (i = 0; i < EXT4_HTREE_LEVEL; i++)
+		ext2fs_free_mem(&c->fr[i].buf);
+}
+
+/*
+ * Reads and checks the index root of a directory. Returns 0, DX_FALLBACK
+ * for a root we cannot use, or -errno; dx_close in every case.
+ */
+static int dx_open(struct fs *fs, ext2_ino_t dir,
+		   struct ext2_inode_large *inode, struct dx_cursor *c)
+{
+	ext2_filsys e2 = fs->e2;
+	struct ext2_dx_root_info *root;
+	unsigned i;
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	ret = dir_nblocks(fs, dir, inode, &c->nblocks);
+	if (ret)
+		return ret;
+	for (i = 0; i < EXT4_HTREE_LEVEL; i++)
+		if (ext2fs_get_mem(e2->blocksize, &c->fr[i].buf))
+			return -ENOMEM;
+	ret = dx_load(fs, dir, inode, c->nblocks, 0, &c->fr[0], 0);
+	if (ret)
+		return ret;
+	root = (void *)(c->fr[0].buf + DOTS_END);
+	c->levels = root->indirect_levels;
+	c->version = htree_version(fs, inode, root->hash_version);
+	if (root->info_length != sizeof(*root) ||
+	    c->levels >= ext2_dir_htree_level(e2) || c->version < 0)
+		return DX_FALLBACK;
+	return dx_node(fs, &c->fr[0], DOTS_END + sizeof(*root));
+}
+
+/* Walks down from the root to the leaf whose hash range holds hash. */
+static int dx_descend(struct fs *fs, ext2_ino_t dir,
+		      struct ext2_inode_large *inode, struct dx_cursor *c,
+		      __u32 hash)
+{
+	unsigned i;
+	int ret;
+
+	c->fr[0].at = dx_search(&c->fr[0], hash);
+	for (i = 1; i <= c->levels; i++) {
+		ret = dx_load(fs, dir, inode, c->nblocks,
+			      dx_child(&c->fr[i - 1]), &c->fr[i], i);
+		if (ret)
+			return ret;
+		c->fr[i].at = dx_search(&c->fr[i], hash);
+	}
+	return 0;
+}
+
+/* Reads the leaf the cursor is on into buf, setting *lblk. */
+static int dx_read_leaf(struct fs *fs, ext2_ino_t dir,
+			struct ext2_inode_large *inode, struct dx_cursor *c,
+			char *buf, blk64_t *lblk)
+{
+	int ret;
+
+	*lblk = dx_child(&c->fr[c->levels]);
+	/* Block 0 is the root: a leaf there is a damaged index. */
+	if (!*lblk || *lblk >= c->nblocks || ++c->visited > c->nblocks)
+		return DX_FALLBACK;
+	ret = read_lblk(fs, dir, inode, *lblk, buf, NULL);
+	return ret > 0 ? DX_FALLBACK : ret;
+}
+
+/*
+ * Steps to the next leaf in hash order, climbing as far as needed. Sets
+ * *hash to the index hash it starts at, or *end at the last leaf.
+ */
+static int dx_next(struct fs *fs, ext2_ino_t dir,
+		   struct ext2_inode_large *inode, struct dx_cursor *c,
+		   __u32 *hash, int *end)
+{
+	unsigned i;
+	int p, ret;
+
+	for (p = c->levels; p >= 0 && ++c->fr[p].at >= c->fr[p].count; p--)
+		;
+	*end = p < 0;
+	if (*end)
+		return 0;
+	*hash = ext2fs_le32_to_cpu(c->fr[p].entries[c->fr[p].at].hash);
+	for (i = p + 1; i <= c->levels; i++) {
+		ret = dx_load(fs, dir, inode, c->nblocks,
+			      dx_child(&c->fr[i - 1]), &c->fr[i], i);
+		if (ret)
+			return ret;
+		c->fr[i].at = 0;
+	}
+	return 0;
+}
+
 /*
  * Looks name up through the htree: descends by hash to a leaf, searches
  * it, and follows the next leaves while they continue the same hash.
@@ -360,96 +474,33 @@ static int dx_load(struct fs *fs, ext2_ino_t dir,
 static int dx_find(struct fs *fs, ext2_ino_t dir,
 		   struct ext2_inode_large *inode, struct match *m)
 {
-	ext2_filsys e2 = fs->e2;
-	unsigned bs = e2->blocksize;
-	struct dx_frame fr[EXT4_HTREE_LEVEL] = { { NULL } };
-	struct ext2_dx_root_info *root;
-	ext2_dirhash_t hash, minor;
-	uint64_t nblocks, visited = 0;
+	unsigned bs = fs->e2->blocksize;
+	struct dx_cursor c;
+	__u32 hash, minor, next;
 	char *leaf = NULL;
-	unsigned levels, i;
-	int version, ret;
 	blk64_t lblk;
+	int ret, end;
 
-	ret = dir_nblocks(fs, dir, inode, &nblocks);
-	if (ret)
-		return ret;
-	for (i = 0; i < EXT4_HTREE_LEVEL; i++)
-		if (ext2fs_get_mem(bs, &fr[i].buf))
-			goto nomem;
-	if (ext2fs_get_mem(bs, &leaf))
-		goto nomem;
-
-	ret = dx_load(fs, dir, inode, nblocks, 0, &fr[0], 0);
-	if (ret)
-		goto out;
-	root = (void *)(fr[0].buf + DOTS_END);
-	levels = root->indirect_levels;
-	version = root->hash_version;
-	ret = DX_FALLBACK;
-	if (root->info_length != sizeof(*root) ||
-	    levels >= ext2_dir_htree_level(e2) ||
-	    (version != EXT2_HASH_LEGACY && version != EXT2_HASH_HALF_MD4 &&
-	     version != EXT2_HASH_TEA))
-		goto out;
-	if (e2->super->s_flags & EXT2_FLAGS_UNSIGNED_HASH)
-		version += EXT2_HASH_LEGACY_UNSIGNED;
-	if (ext2fs_dirhash2(version, m->name, m->len, e2->encoding,
-			    inode->i_flags & EXT4_CASEFOLD_FL,
-			    e2->super->s_hash_seed, &hash, &minor))
-		goto out;
-	ret = dx_node(fs, &fr[0], DOTS_END + sizeof(*root));
-	if (ret)
-		goto out;
-
-	fr[0].at = dx_search(&fr[0], hash);
-	for (i = 1; i <= levels; i++) {
-		ret = dx_load(fs, dir, inode, nblocks, dx_child(&fr[i - 1]),
-			      &fr[i], i);
-		if (ret)
-			goto out;
-		fr[i].at = dx_search(&fr[i], hash);
-	}
-	for (;;) {
-		int p;
-
-		/* Block 0 is the root: a leaf there is a damaged index. */
-		lblk = dx_child(&fr[levels]);
-		if (!lblk || lblk >= nblocks || ++visited > nblocks) {
-			ret = DX_FALLBACK;
-			goto out;
-		}
-		ret = read_lblk(fs, dir, inode, lblk, leaf, NULL);
-		if (ret < 0)
-			goto out;
-		if (!ret) {
+	ret = dx_open(fs, dir, inode, &c);
+	if (!ret)
+		ret = htree_hash(fs, dir, inode, c.version, m->name, m->len,
+				 &hash, &minor);
+	if (!ret)
+		ret = dx_descend(fs, dir, inode, &c, hash);
+	if (!ret && ext2fs_get_mem(bs, &leaf))
+		ret = -ENOMEM;
+	while (!ret) {
+		ret = dx_read_leaf(fs, dir, inode, &c, leaf, &lblk);
+		if (!ret)
 			ret = walk_run(fs, dir, leaf, bs, (off_t)lblk * bs, 0,
 				       match_name, m);
-			if (ret)
-				goto out;
-		}
-		/* Step to the next leaf, climbing as far as needed. */
-		for (p = levels; p >= 0 && ++fr[p].at >= fr[p].count; p--)
-			;
-		ret = 0;
-		if (p < 0 ||
-		    (ext2fs_le32_to_cpu(fr[p].entries[fr[p].at].hash) & ~1u) !=
-			    hash)
-			goto out;
-		for (i = p + 1; i <= levels; i++) {
-			ret = dx_load(fs, dir, inode, nblocks,
-				      dx_child(&fr[i - 1]), &fr[i], i);
-			if (ret)
-				goto out;
-			fr[i].at = 0;
-		}
+		if (!ret)
+			ret = dx_next(fs, dir, inode, &c, &next, &end);
+		if (!ret && (end || (next & ~1u) != hash))
+			break;
 	}
-nomem:
-	ret = -ENOMEM;
-out:
-	for (i = 0; i < EXT4_HTREE_LEVEL; i++)
-		ext2fs_free_mem(&fr[i].buf);
 	ext2fs_free_mem(&leaf);
+	dx_close(&c);
 	return ret;
 }
 
@@ -650,6 +701,258 @@ int dir_open(struct fs *fs, ext2_ino_t dir)
 	return ret;
 }
 
+/*
+ * Hash-ordered listing. Leaf splits move entries between blocks, so in an
+ * indexed directory a byte position would not survive an insert; as in
+ * ext4, such a directory is listed in hash order and an entry's cookie is
+ * its hash. One-block and inline directories are listed the same way, so
+ * that their conversion to an htree in mid-listing repeats nothing.
+ * "." and ".." keep their byte positions (0 and 12); names follow from
+ * DOTS_END on: the major hash (low bit always clear) then the top byte of
+ * the minor hash, all below HPOS_END. Entries with equal positions (a
+ * 39-bit collision) are given a cookie that lists them again rather than
+ * one that could skip them.
+ */
+#define HPOS_END (DOTS_END + ((off_t)1 << 39))
+
+static off_t hash_pos(__u32 major, __u32 minor)
+{
+	return DOTS_END + ((off_t)(major >> 1) << 8 | minor >> 24);
+}
+
+/* The major hash to start a listing at cookie pos (>= DOTS_END). */
+static __u32 pos_major(off_t pos)
+{
+	return (__u32)((pos - DOTS_END) >> 8) << 1;
+}
+
+struct hent {
+	off_t pos;
+	ext2_ino_t ino;
+	unsigned ftype;
+	unsigned namelen;
+	size_t name; /* offset in hset.names */
+};
+
+/* The entries of one hash range, gathered to be sorted and emitted. */
+struct hset {
+	ext2_ino_t dir;
+	const struct ext2_inode_large *inode;
+	int version;
+	off_t start;
+	struct hent *v;
+	size_t n, cap;
+	char *names;
+	size_t used, ncap;
+	int err;
+	int sent; /* something was handed to cb */
+};
+
+static int hset_add(struct fs *fs, void *priv, const struct dent *d)
+{
+	struct hset *hs = priv;
+	__u32 major, minor;
+	struct hent *e;
+	off_t pos = d->pos;
+
+	if (d->pos >= DOTS_END || !is_dot_or_dotdot(d)) {
+		hs->err = htree_hash(fs, hs->dir, hs->inode, hs->version,
+				     d->name, d->namelen, &major, &minor);
+		if (hs->err)
+			return 1;
+		pos = hash_pos(major, minor);
+	}
+	if (pos < hs->start)
+		return 0;
+	if (hs->n == hs->cap) {
+		size_t cap = hs->cap ? hs->cap * 2 : 64;
+		void *v = realloc(hs->v, cap * sizeof(*hs->v));
+
+		if (!v)
+			goto nomem;
+		hs->v = v;
+		hs->cap = cap;
+	}
+	if (hs->ncap - hs->used < d->namelen) {
+		size_t ncap = hs->ncap * 2 + EXT2_NAME_LEN + 1;
+		char *names = realloc(hs->names, ncap);
+
+		if (!names)
+			goto nomem;
+		hs->names = names;
+		hs->ncap = ncap;
+	}
+	e = &hs->v[hs->n++];
+	e->pos = pos;
+	e->ino = d->ino;
+	e->ftype = d->ftype;
+	e->namelen = d->namelen;
+	e->name = hs->used;
+	memcpy(hs->names + hs->used, d->name, d->namelen);
+	hs->used += d->namelen;
+	return 0;
+nomem:
+	hs->err = -ENOMEM;
+	return 1;
+}
+
+static int hent_cmp(const void *a, const void *b, void *names)
+{
+	const struct hent *x = a, *y = b;
+	unsigned len = x->namelen < y->namelen ? x->namelen : y->namelen;
+	int c;
+
+	if (x->pos != y->pos)
+		return x->pos < y->pos ? -1 : 1;
+	/* Equal positions: a fixed order, so a re-listing repeats it. */
+	c = memcmp((char *)names + x->name, (char *)names + y->name, len);
+	if (c)
+		return c;
+	return (int)x->namelen - (int)y->namelen;
+}
+
+/* Sorts what was gathered and hands it to cb: 1 if cb stopped, else 0. */
+static int hset_emit(struct fs *fs, struct hset *hs, dent_fn cb, void *priv)
+{
+	size_t i;
+
+	qsort_r(hs->v, hs->n, sizeof(*hs->v), hent_cmp, hs->names);
+	for (i = 0; i < hs->n; i++) {
+		const struct hent *e = &hs->v[i];
+		struct dent d = { e->pos, e->pos + 1, e->ino, e->ftype,
+				  hs->names + e->name, e->namelen };
+
+		if (i + 1 < hs->n && hs->v[i + 1].pos == e->pos)
+			d.next = e->pos;
+		hs->sent = 1;
+		if (cb(fs, priv, &d))
+			return 1;
+	}
+	hs->n = 0;
+	hs->used = 0;
+	return 0;
+}
+
+static void hset_free(struct hset *hs)
+{
+	free(hs->v);
+	free(hs->names);
+}
+
+/*
+ * Gathers the whole directory (inline, one block, or an index we cannot
+ * follow) and emits it in hash order.
+ */
+static int hash_list_all(struct fs *fs, ext2_ino_t dir,
+			 struct ext2_inode_large *inode, int version,
+			 off_t start, dent_fn cb, void *priv)
+{
+	struct hset hs = { .dir = dir, .inode = inode, .version = version,
+			   .start = start };
+	int ret;
+
+	ret = dir_walk(fs, dir, inode, 0, hset_add, &hs);
+	if (hs.err)
+		ret = hs.err;
+	if (!ret)
+		ret = hset_emit(fs, &hs, cb, priv);
+	hset_free(&hs);
+	return ret;
+}
+
+/*
+ * Lists an indexed directory in hash order from cookie start: the dots
+ * from the root block, then leaf by leaf from the one holding start's
+ * hash. A leaf whose successor continues its last hash is sorted with
+ * it. Returns 1 if cb stopped, 0 at the end, DX_FALLBACK (before anything
+ * was listed), or -errno.
+ */
+static int dx_list(struct fs *fs, ext2_ino_t dir,
+		   struct ext2_inode_large *inode, off_t start, dent_fn cb,
+		   void *priv)
+{
+	unsigned bs = fs->e2->blocksize;
+	struct hset hs = { .dir = dir, .inode = inode, .start = start };
+	struct dx_cursor c;
+	char *leaf = NULL;
+	__u32 next = 0;
+	blk64_t lblk;
+	int ret, end = 0;
+
+	ret = dx_open(fs, dir, inode, &c);
+	if (ret)
+		goto out;
+	hs.version = c.version;
+	if (start < DOTS_END) {
+		ret = walk_run(fs, dir, c.fr[0].buf, bs, 0, 0, hset_add, &hs);
+		if (!ret && !hs.err)
+			ret = hset_emit(fs, &hs, cb, priv);
+		if (ret || hs.err)
+			goto out;
+	}
+	ret = dx_descend(fs, dir, inode, &c,
+			 start < DOTS_END ? 0 : pos_major(start));
+	if (!ret && ext2fs_get_mem(bs, &leaf))
+		ret = -ENOMEM;
+	while (!ret && !end) {
+		do {
+			ret = dx_read_leaf(fs, dir, inode, &c, leaf, &lblk);
+			if (!ret)
+				ret = walk_run(fs, dir, leaf, bs,
+					       (off_t)lblk * bs, 0, hset_add,
+					       &hs);
+			if (!ret)
+				ret = dx_next(fs, dir, inode, &c, &next, &end);
+		} while (!ret && !end && (next & 1));
+		if (!ret && !hs.err)
+			ret = hset_emit(fs, &hs, cb, priv);
+		if (hs.err)
+			break;
+	}
+	/* Too late to list the directory another way without repeats. */
+	if (ret == DX_FALLBACK && hs.sent)
+		ret = FS_CORRUPT(fs, dir, "bad htree index");
+out:
+	if (hs.err)
+		ret = hs.err;
+	ext2fs_free_mem(&leaf);
+	dx_close(&c);
+	hset_free(&hs);
+	return ret;
+}
+
+/*
+ * Calls cb for each entry from cookie start on, in the order dir_read
+ * lists: by hash where the directory is (or may become) indexed, else by
+ * byte position. Returns 1 if cb stopped, 0 at the end, or -errno.
+ */
+static int list_walk(struct fs *fs, ext2_ino_t dir,
+		     struct ext2_inode_large *inode, off_t start, dent_fn cb,
+		     void *priv)
+{
+	int inl = inode->i_flags & EXT4_INLINE_DATA_FL;
+	int version = htree_new_version(fs, inode);
+	int ret;
+
+	if (start < 0)
+		return 0;
+	if (ext2fs_has_feature_dir_index(fs->e2->super) &&
+	    (inode->i_flags & EXT2_INDEX_FL) && !inl) {
+		if (start >= HPOS_END)
+			return 0;
+		ret = dx_list(fs, dir, inode, start, cb, priv);
+		if (ret != DX_FALLBACK)
+			return ret;
+	} else if (!inl && fsi_size(inode) != fs->e2->blocksize) {
+		version = -1;
+	}
+	if (version < 0)
+		return dir_walk(fs, dir, inode, start, cb, priv);
+	if (start >= HPOS_END)
+		return 0;
+	return hash_list_all(fs, dir, inode, version, start, cb, priv);
+}
+
 static unsigned ftype_to_dtype(unsigned ftype)
 {
 	switch (ftype) {
@@ -720,7 +1023,7 @@ int dir_read(struct fs *fs, ext2_ino_t dir, off_t off, int want_attrs,
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = dir_walk(fs, dir, &inode, off, emit, &rc);
+	ret = list_walk(fs, dir, &inode, off, emit, &rc);
 	if (ret > 0)
 		ret = rc.err;
 	/*

@@ -197,4 +197,29 @@ int dir_lookup(struct fs *fs, ext2_ino_t dir, const char *name, size_t len,
 int dir_set_entry(struct fs *fs, ext2_ino_t dir, const char *name,
 		  size_t len, ext2_ino_t from, ext2_ino_t to, unsigned ftype);
 
+/* ---- htree.c: directory indexes (called by dir and namei) ---- */
+
+/*
+ * The ext2fs_dirhash2 version for names of this directory given the raw
+ * hash_version of an index (0-2; the unsigned variants when the superblock
+ * says so), or -1 if they cannot be hashed here (unknown version,
+ * encrypted directory, casefolding without the encoding).
+ */
+int htree_version(struct fs *fs, const struct ext2_inode_large *inode,
+		  unsigned raw);
+/* The version a new index of this directory gets; -1 without dir_index. */
+int htree_new_version(struct fs *fs, const struct ext2_inode_large *inode);
+/* Hashes a name with the fs's seed: 0 or -errno. */
+int htree_hash(struct fs *fs, ext2_ino_t dir,
+	       const struct ext2_inode_large *inode, int version,
+	       const char *name, size_t len, __u32 *major, __u32 *minor);
+/*
+ * Converts a full one-block directory into an htree of a root and two
+ * leaves, as ext4 does when such a directory needs a second block.
+ * Returns 0 once converted, 1 when the directory stays linear (not one
+ * block, no dir_index, names it cannot hash, unusual "." or ".."), or
+ * -errno with the directory unchanged.
+ */
+int htree_convert(struct fs *fs, ext2_ino_t dir);
+
 #endif

@@ -3,9 +3,9 @@
  * rmdir and rename, with the VFS's rules on names, directory link counts
  * and the immutable/append-only flags. Entries are found, rewritten and
  * removed by dir.c (hashed lookups in htree directories); they are added
- * by libext2fs, which inserts into a kernel-built htree index rather than
- * dropping it. New inodes come from fsi_new; a name's last link goes
- * through fs_drop_link.
+ * by libext2fs, which inserts through an htree index, once htree.c has
+ * turned a directory outgrowing its first block into one. New inodes come
+ * from fsi_new; a name's last link goes through fs_drop_link.
  */
 #include <limits.h>
 #include <string.h>
@@ -114,30 +114,48 @@ static unsigned mode_to_ftype(__u16 mode)
 	}
 }
 
-/* Adds name -> ino to dir, growing the directory by a block if full. */
+/*
+ * Adds name -> ino to dir. A full one-block directory becomes an htree
+ * where the fs has dir_index (as in ext4), other full linear directories
+ * grow by a block; libext2fs inserts into an htree itself.
+ */
 static int add_entry(struct fs *fs, ext2_ino_t dir, const char *name,
 		     ext2_ino_t ino, unsigned ftype)
 {
 	struct ext2_inode_large inode;
+	uint64_t grown = 0;
 	errcode_t err;
-	int ret;
+	int ret, tries;
 
 	err = ext2fs_link(fs->e2, dir, name, ino, ftype);
-	if (err != EXT2_ET_DIR_NO_SPACE)
-		return FS_ERR(fs, err, dir);
-	/*
-	 * libext2fs grows an htree itself; NO_SPACE from it means the tree
-	 * is at its depth limit, and a block appended outside the index
-	 * would be invisible to hashed lookups.
-	 */
-	ret = fsi_read(fs, dir, &inode);
-	if (ret)
-		return ret;
-	if (inode.i_flags & EXT2_INDEX_FL)
-		return -ENOSPC;
-	err = ext2fs_expand_dir(fs->e2, dir);
-	if (!err)
+	for (tries = 0; err == EXT2_ET_DIR_NO_SPACE && tries < 4; tries++) {
+		ret = fsi_read(fs, dir, &inode);
+		if (ret)
+			return ret;
+		if (inode.i_flags & EXT2_INDEX_FL) {
+			/*
+			 * One call splits at most once per level; a call that
+			 * grew the tree may need another. One that did not
+			 * met the depth limit, and a block appended outside
+			 * the index would be invisible to hashed lookups.
+			 */
+			if (fsi_size(&inode) == grown)
+				return -ENOSPC;
+			grown = fsi_size(&inode);
+		} else {
+			ret = htree_convert(fs, dir);
+			if (ret < 0)
+				return ret;
+			if (ret) {
+				err = ext2fs_expand_dir(fs->e2, dir);
+				if (err)
+					break;
+			}
+		}
 		err = ext2fs_link(fs->e2, dir, name, ino, ftype);
+	}
+	if (err == EXT2_ET_DIR_NO_SPACE)
+		return -ENOSPC;
 	return FS_ERR(fs, err, dir);
 }
 
