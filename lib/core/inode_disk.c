@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/sysmacros.h>
 
 #include "core/iomap.h"
@@ -255,7 +256,10 @@ int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 	fsi_set_time(inode, FSI_MTIME, &now);
 	fsi_set_time(inode, FSI_CTIME, &now);
 	fsi_set_time(inode, FSI_CRTIME, &now);
-	inode->i_generation = (__u32)random();
+	/* NFS-style handles tell reused inode numbers apart by this. */
+	if (getrandom(&inode->i_generation, sizeof(inode->i_generation), 0) !=
+	    sizeof(inode->i_generation))
+		inode->i_generation = (__u32)(now.tv_nsec ^ now.tv_sec ^ *ino);
 	if (ext2fs_has_feature_extents(e2->super) &&
 	    (LINUX_S_ISREG(mode) || LINUX_S_ISDIR(mode)))
 		init_extent_header(inode);
