@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,85 @@
 #include "fuse_glue.h"
 
 /*
- * A file with several links has one kernel inode per name here, so what
- * the kernel caches about one name goes stale when another is used. A
- * second (libfuse's default for names and attributes) bounds that.
- * Absent names are cached as long: only this mount creates names.
+ * How long the kernel may cache names, present or absent (libfuse's
+ * default): only this mount creates names. Attributes are not cached at
+ * all (see op_init).
  */
 #define TIMEOUT 1.0
+
+/*
+ * Inodes seen with several names in this mount (linked, or opened with
+ * more than one link). Each name has a kernel inode of its own here, and
+ * what one of them cached may since have been overwritten through
+ * another, so opens of these never keep the page cache, even once a
+ * single name is left. Open addressing on inode numbers (0 is no inode);
+ * it only grows.
+ */
+static struct {
+	pthread_mutex_t lock;
+	ext2_ino_t *slots;
+	size_t size; /* a power of two, or 0 */
+	size_t used;
+} shared = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t shared_slot(ext2_ino_t *slots, size_t size, ext2_ino_t ino)
+{
+	size_t i = (ino * 2654435761u) & (size - 1);
+
+	while (slots[i] && slots[i] != ino)
+		i = (i + 1) & (size - 1);
+	return i;
+}
+
+/* Caller holds shared.lock; grows the table to keep it half empty. */
+static int shared_grow(void)
+{
+	size_t size = shared.size ? shared.size * 2 : 64, i;
+	ext2_ino_t *slots = calloc(size, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (i = 0; i < shared.size; i++)
+		if (shared.slots[i])
+			slots[shared_slot(slots, size, shared.slots[i])] =
+				shared.slots[i];
+	free(shared.slots);
+	shared.slots = slots;
+	shared.size = size;
+	return 0;
+}
+
+/* -ENOMEM if ino cannot be recorded: the caller must then fail. */
+static int shared_add(ext2_ino_t ino)
+{
+	size_t i;
+	int ret = 0;
+
+	pthread_mutex_lock(&shared.lock);
+	if ((shared.used + 1) * 2 > shared.size)
+		ret = shared_grow();
+	if (!ret) {
+		i = shared_slot(shared.slots, shared.size, ino);
+		if (!shared.slots[i]) {
+			shared.slots[i] = ino;
+			shared.used++;
+		}
+	}
+	pthread_mutex_unlock(&shared.lock);
+	return ret;
+}
+
+static int shared_has(ext2_ino_t ino)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&shared.lock);
+	if (shared.size)
+		ret = shared.slots[shared_slot(shared.slots, shared.size,
+					       ino)] == ino;
+	pthread_mutex_unlock(&shared.lock);
+	return ret;
+}
 
 static struct glue *ctx_glue(void)
 {
@@ -122,8 +196,12 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct glue *g = ctx_glue();
 
-	/* readdir gives no attributes: readdirplus would cost a lookup each. */
-	glue_init_conn(g, conn, 0, FUSE_CAP_READDIRPLUS);
+	/*
+	 * Attributes with every listed name (the core reads them with the
+	 * directory), so ls -l sends no lookup per entry.
+	 */
+	glue_init_conn(g, conn, FUSE_CAP_READDIRPLUS,
+		       FUSE_CAP_READDIRPLUS_AUTO);
 	/* st_ino is the real inode number, as tools like find expect. */
 	cfg->use_ino = 1;
 	/* The core keeps unlinked open files: no .fuse_hidden renames. */
@@ -132,7 +210,12 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->nullpath_ok = 1;
 	cfg->entry_timeout = TIMEOUT;
 	cfg->negative_timeout = TIMEOUT;
-	cfg->attr_timeout = TIMEOUT;
+	/*
+	 * A hard-linked file has one kernel inode per name: a change made
+	 * through one name (link count, ctime, data size) cannot be pushed
+	 * to the others, so attributes are never cached.
+	 */
+	cfg->attr_timeout = 0;
 	return g;
 }
 
@@ -261,7 +344,15 @@ static int op_link(const char *from, const char *to)
 	if (!ret)
 		ret = resolve_parent(to, &dir, &name);
 	if (!ret)
+		ret = shared_add(ino);
+	if (!ret)
 		ret = namei_link(ctx_fs(), ino, dir, name, &st);
+	/*
+	 * The new name gets a kernel inode of its own: the old name's has
+	 * just gone stale (link count, ctime).
+	 */
+	if (!ret)
+		fuse_invalidate_path(fuse_get_context()->fuse, from);
 	return ret;
 }
 
@@ -327,17 +418,48 @@ static int op_utimens(const char *path, const struct timespec tv[2],
 
 /*
  * Gives fi a handle on ino holding a reference, which release drops.
- * Several names mean several kernel inodes for one file: their page
- * caches would disagree, so such opens bypass them.
+ * st: the file's attributes, NULL for directories. Several names mean
+ * several kernel inodes for one file: their page caches would disagree,
+ * so such opens bypass them. A file that never had another name in this
+ * mount keeps what its one kernel inode cached (this server is the only
+ * writer); the kernel still drops it if it sees the mtime change.
  */
 static int new_handle(struct fuse_file_info *fi, ext2_ino_t ino,
-		      const struct stat *st)
+		      const char *path, const struct stat *st,
+		      const struct fs_cred *cred)
 {
-	fi->fh = glue_file_new(ino, fi->flags);
-	if (!fi->fh)
+	struct glue_file *gf;
+	char *copy = NULL;
+	unsigned opts = 0;
+	int ret;
+
+	if (st) {
+		ret = glue_open_opts(ctx_glue(), ino, fi->flags, cred, st,
+				     &opts);
+		if (ret)
+			return ret;
+		if (st->st_nlink > 1) {
+			ret = shared_add(ino);
+			if (ret)
+				return ret;
+			opts |= GLUE_FILE_DIRECT;
+		}
+	}
+	if (opts & GLUE_FILE_KILLPRIV) {
+		copy = strdup(path);
+		if (!copy)
+			return -ENOMEM;
+	}
+	fi->fh = glue_file_new(ino, fi->flags, opts);
+	gf = glue_file_get(fi->fh);
+	if (!gf) {
+		free(copy);
 		return -ENOMEM;
+	}
+	gf->path = copy;
 	fs_iref_get(ctx_fs(), ino);
-	fi->direct_io = st && !S_ISDIR(st->st_mode) && st->st_nlink > 1;
+	fi->direct_io = !!(opts & GLUE_FILE_DIRECT);
+	fi->keep_cache = st && !fi->direct_io && !shared_has(ino);
 	return 0;
 }
 
@@ -366,7 +488,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	if (!ret)
 		ret = inode_getattr(ctx_fs(), ino, &st);
 	if (!ret)
-		ret = new_handle(fi, ino, &st);
+		ret = new_handle(fi, ino, path, &st, &cred);
 	return ret;
 }
 
@@ -384,7 +506,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		ret = glue_create(ctx_glue(), dir, name, mode, fi->flags, &cred,
 				  &ino, &st);
 	if (!ret)
-		ret = new_handle(fi, ino, &st);
+		ret = new_handle(fi, ino, path, &st, &cred);
 	return ret;
 }
 
@@ -407,26 +529,28 @@ static int op_write(const char *path, const char *buf, size_t size,
 	struct glue_file *gf = glue_file_get(fi->fh);
 	struct fs_cred cred;
 
+	ssize_t ret;
+
 	(void)path;
 	if (!gf)
 		return -EBADF;
 	ctx_cred(&cred);
-	return file_write(ctx_fs(), gf->ino, buf, size, off,
-			  !!(gf->flags & O_APPEND), &cred);
+	ret = file_write(ctx_fs(), gf->ino, buf, size, off,
+			 glue_write_appends(ctx_glue(), gf, fi), &cred);
+	/*
+	 * The core may have cleared setuid/setgid: the kernel must not go
+	 * on showing its cached mode. The open bypasses the page cache, so
+	 * dropping it with the attributes holds no page lock up.
+	 */
+	if (ret > 0 && gf->path)
+		fuse_invalidate_path(fuse_get_context()->fuse, gf->path);
+	return ret;
 }
 
 static int op_statfs(const char *path, struct statvfs *st)
 {
 	(void)path;
 	return fs_statfs(ctx_fs(), st);
-}
-
-static int op_flush(const char *path, struct fuse_file_info *fi)
-{
-	/* Writes reached the core when they were answered. */
-	(void)path;
-	(void)fi;
-	return 0;
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
@@ -505,7 +629,7 @@ static int op_opendir(const char *path, struct fuse_file_info *fi)
 	if (!ret)
 		ret = dir_open(ctx_fs(), ino);
 	if (!ret)
-		ret = new_handle(fi, ino, NULL);
+		ret = new_handle(fi, ino, path, NULL, NULL);
 	return ret;
 }
 
@@ -522,11 +646,13 @@ static int fill_dir(void *ctx, const char *name, size_t namelen,
 	char nbuf[EXT2_NAME_LEN + 1];
 	struct stat plain;
 
-	(void)st;
 	if (namelen > EXT2_NAME_LEN)
 		namelen = EXT2_NAME_LEN;
 	memcpy(nbuf, name, namelen);
 	nbuf[namelen] = 0;
+	/* With attributes, libfuse gives the kernel the entry too. */
+	if (st)
+		return d->filler(d->buf, nbuf, st, next, FUSE_FILL_DIR_PLUS);
 	memset(&plain, 0, sizeof(plain));
 	plain.st_ino = ino;
 	plain.st_mode = DTTOIF(dtype);
@@ -542,11 +668,11 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	int ret;
 
 	(void)path;
-	(void)flags;
 	ret = handle_ino(fi, &ino);
 	if (ret)
 		return ret;
-	ret = dir_read(ctx_fs(), ino, off, 0, fill_dir, &d);
+	ret = dir_read(ctx_fs(), ino, off, !!(flags & FUSE_READDIR_PLUS),
+		       fill_dir, &d);
 	return ret < 0 ? ret : 0;
 }
 
@@ -662,6 +788,10 @@ static ssize_t op_copy_file_range(const char *path_in,
 			       len, &cred);
 }
 
+/*
+ * No .flush (nor .lock): libfuse answers ENOSYS and the kernel sends no
+ * more. Writes reached the core when they were answered.
+ */
 static const struct fuse_operations fuse2fs_ops = {
 	.init = op_init,
 	.getattr = op_getattr,
@@ -682,7 +812,6 @@ static const struct fuse_operations fuse2fs_ops = {
 	.read = op_read,
 	.write = op_write,
 	.statfs = op_statfs,
-	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
 	.setxattr = op_setxattr,
@@ -712,6 +841,12 @@ int main(int argc, char *argv[])
 		ret = ret < 0;
 		goto out;
 	}
+	/*
+	 * The core clears setuid/setgid itself on write, truncate and
+	 * chown; the kernel then stops asking for security.capability
+	 * before every write.
+	 */
+	g.init_want = GLUE_INIT_KILLPRIV_V2;
 	/* Before the image is touched: a bad FUSE option fails cleanly. */
 	f = fuse_new(&args, &fuse2fs_ops, sizeof(fuse2fs_ops), &g);
 	if (!f) {

@@ -8,9 +8,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <linux/fs.h>
 
@@ -97,17 +99,89 @@ static void reply_entry(fuse_req_t req, int ret, const struct stat *st)
 		fs_iref_put(fs, st->st_ino, 1);
 }
 
+/*
+ * Under the writeback cache the kernel keeps its own mtime and ctime of
+ * regular files: after a SETATTR it shows the time it asked for, even
+ * one ext4 cannot store and the core clamped (before 1901, after 2446,
+ * after 2038 on small inodes). Only a fresh lookup shows the stored one,
+ * so the name is dropped from the kernel's cache; the last name each
+ * regular file was handed out under is kept for that. Direct-mapped and
+ * best effort: a node whose slot was reused shows the stored time once
+ * the kernel forgets it.
+ */
+#define NAME_SLOTS 1024
+
+struct name_slot {
+	fuse_ino_t node;
+	fuse_ino_t parent;
+	char name[EXT2_NAME_LEN + 1];
+};
+
+static struct name_slot name_slots[NAME_SLOTS];
+static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void remember_name(struct glue *g, fuse_ino_t parent, const char *name,
+			  const struct stat *st)
+{
+	fuse_ino_t node = ino_to_node(st->st_ino);
+	struct name_slot *slot = &name_slots[node % NAME_SLOTS];
+
+	if (!g->writeback || !S_ISREG(st->st_mode) ||
+	    strlen(name) > EXT2_NAME_LEN)
+		return;
+	pthread_mutex_lock(&name_lock);
+	slot->node = node;
+	slot->parent = parent;
+	strcpy(slot->name, name);
+	pthread_mutex_unlock(&name_lock);
+}
+
+/*
+ * Called before the SETATTR reply: the caller still holds the dentry, so
+ * dropping it from the cache now frees the inode with the caller's last
+ * reference, and nothing can look it up in between.
+ */
+static void forget_name(struct glue *g, fuse_ino_t node)
+{
+	struct name_slot *slot = &name_slots[node % NAME_SLOTS];
+	char name[EXT2_NAME_LEN + 1];
+	fuse_ino_t parent = 0;
+
+	pthread_mutex_lock(&name_lock);
+	if (slot->node == node) {
+		parent = slot->parent;
+		strcpy(name, slot->name);
+		slot->node = 0;
+	}
+	pthread_mutex_unlock(&name_lock);
+	if (parent)
+		fuse_lowlevel_notify_inval_entry(g->se, parent, name,
+						 strlen(name));
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct glue *g = userdata;
+	unsigned want = FUSE_CAP_READDIRPLUS;
+
 	/*
 	 * Attributes with every listed name: no lookup per entry after ls.
 	 * No EXPORT_SUPPORT: file handles would bring lookups of node ids
 	 * the kernel holds no reference on, whose inodes may since have
 	 * been freed and reused, and entries carry no generation number
-	 * to tell the two apart.
+	 * to tell the two apart. No AUTO_INVAL_DATA: this server is the
+	 * only writer, so an mtime the kernel did not expect (its own
+	 * writes) is no reason to drop the page cache.
+	 *
+	 * The writeback cache where the executor moves the data: the page
+	 * cache absorbs small writes and sends them in large requests. The
+	 * legacy path keeps write-through, as the reference it is.
 	 */
-	glue_init_conn(userdata, conn, FUSE_CAP_READDIRPLUS,
-		       FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_EXPORT_SUPPORT);
+	if (g->fsopts.iomap != FS_IOMAP_OFF)
+		want |= FUSE_CAP_WRITEBACK_CACHE;
+	glue_init_conn(g, conn, want,
+		       FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_EXPORT_SUPPORT |
+		       FUSE_CAP_AUTO_INVAL_DATA);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -126,6 +200,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
+	if (!ret)
+		remember_name(req_glue(req), parent, name, &st);
 	reply_entry(req, ret, &st);
 }
 
@@ -150,10 +226,18 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 static void op_getattr(fuse_req_t req, fuse_ino_t node,
 		       struct fuse_file_info *fi)
 {
+	struct glue_file *gf = fi ? glue_file_get(fi->fh) : NULL;
 	struct stat st;
 	int ret;
 
-	(void)fi;
+	/* See op_write: a lost cached write fails the next write(2). */
+	if (gf) {
+		ret = __atomic_exchange_n(&gf->wb_error, 0, __ATOMIC_ACQ_REL);
+		if (ret) {
+			reply_err(req, ret);
+			return;
+		}
+	}
 	ret = inode_getattr(req_glue(req)->fs, node_to_ino(node), &st);
 	if (ret)
 		reply_err(req, ret);
@@ -164,6 +248,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t node,
 static void op_setattr(fuse_req_t req, fuse_ino_t node, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
+	struct glue *g = req_glue(req);
 	struct fs_cred cred;
 	struct stat st;
 	unsigned valid = 0;
@@ -191,12 +276,17 @@ static void op_setattr(fuse_req_t req, fuse_ino_t node, struct stat *attr,
 	if (to_set & FUSE_SET_ATTR_CTIME)
 		valid |= FS_SET_CTIME;
 	req_cred(req, &cred);
-	ret = inode_setattr(req_glue(req)->fs, node_to_ino(node), attr, valid,
-			    &cred, &st);
-	if (ret)
+	ret = inode_setattr(g->fs, node_to_ino(node), attr, valid, &cred,
+			    &st);
+	if (ret) {
 		reply_err(req, ret);
-	else
-		fuse_reply_attr(req, &st, TIMEOUT);
+		return;
+	}
+	if (g->writeback && S_ISREG(st.st_mode) && (valid & FS_SET_MTIME) &&
+	    (st.st_mtim.tv_sec != attr->st_mtim.tv_sec ||
+	     st.st_mtim.tv_nsec != attr->st_mtim.tv_nsec))
+		forget_name(g, node);
+	fuse_reply_attr(req, &st, TIMEOUT);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t node)
@@ -228,6 +318,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	req_cred(req, &cred);
 	ret = namei_mknod(req_glue(req)->fs, node_to_ino(parent), name, mode,
 			  rdev, &cred, &st);
+	if (!ret)
+		remember_name(req_glue(req), parent, name, &st);
 	reply_entry(req, ret, &st);
 }
 
@@ -265,6 +357,8 @@ static void op_link(fuse_req_t req, fuse_ino_t node, fuse_ino_t newparent,
 
 	ret = namei_link(req_glue(req)->fs, node_to_ino(node),
 			 node_to_ino(newparent), newname, &st);
+	if (!ret)
+		remember_name(req_glue(req), newparent, newname, &st);
 	reply_entry(req, ret, &st);
 }
 
@@ -299,12 +393,24 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				    fsflags));
 }
 
-/* Hands out a handle; returns -ENOMEM if there is no memory for one. */
-static int new_handle(struct fuse_file_info *fi, ext2_ino_t ino)
+/*
+ * Hands out a handle for an open by cred (st: ino's attributes, or NULL);
+ * returns -errno, -ENOMEM if there is no memory for one.
+ */
+static int new_handle(struct glue *g, struct fuse_file_info *fi,
+		      ext2_ino_t ino, const struct fs_cred *cred,
+		      const struct stat *st)
 {
-	fi->fh = glue_file_new(ino, fi->flags);
+	unsigned opts;
+	int ret;
+
+	ret = glue_open_opts(g, ino, fi->flags, cred, st, &opts);
+	if (ret)
+		return ret;
+	fi->fh = glue_file_new(ino, fi->flags, opts);
 	if (!fi->fh)
 		return -ENOMEM;
+	fi->direct_io = !!(opts & GLUE_FILE_DIRECT);
 	/*
 	 * One kernel inode per ext2 inode and no other writer: what the
 	 * page cache holds from an earlier open is still right.
@@ -313,16 +419,23 @@ static int new_handle(struct fuse_file_info *fi, ext2_ino_t ino)
 	return 0;
 }
 
+/*
+ * Regular files keep OPEN: it is where immutable and append-only inodes
+ * refuse writers (the kernel knows nothing of those flags), and declining
+ * it would be for every file at once. Directories have nothing to check
+ * there (see op_opendir).
+ */
 static void op_open(fuse_req_t req, fuse_ino_t node, struct fuse_file_info *fi)
 {
+	struct glue *g = req_glue(req);
 	ext2_ino_t ino = node_to_ino(node);
 	struct fs_cred cred;
 	int ret;
 
 	req_cred(req, &cred);
-	ret = file_open(req_glue(req)->fs, ino, fi->flags, &cred);
+	ret = file_open(g->fs, ino, fi->flags, &cred);
 	if (!ret)
-		ret = new_handle(fi, ino);
+		ret = new_handle(g, fi, ino, &cred, NULL);
 	if (ret)
 		reply_err(req, ret);
 	else if (fuse_reply_open(req, fi))
@@ -343,11 +456,24 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ret = glue_create(g, node_to_ino(parent), name, mode, fi->flags, &cred,
 			  &ino, &st);
 	if (!ret)
-		ret = new_handle(fi, ino);
+		ret = new_handle(g, fi, ino, &cred, &st);
 	if (ret) {
 		reply_err(req, ret);
 		return;
 	}
+	/*
+	 * The open that creates a file writes it through. Such files are
+	 * mostly written once, front to back, in large writes, where the
+	 * writeback cache only adds to each file a synchronous write-back at
+	 * close, an mtime SETATTR and a security.capability lookup. Where it
+	 * pays, rewriting files in place, they have been reopened. Only if
+	 * the kernel lets such files be mmapped shared.
+	 */
+	if (g->writeback && (g->init_got & GLUE_INIT_DIRECT_IO_MMAP)) {
+		glue_file_get(fi->fh)->opts |= GLUE_FILE_DIRECT;
+		fi->direct_io = 1;
+	}
+	remember_name(g, parent, name, &st);
 	fill_entry(&e, &st);
 	fs_iref_get(g->fs, ino);
 	if (fuse_reply_create(req, &e, fi)) {
@@ -375,11 +501,99 @@ static void op_read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
 	free(buf);
 }
 
+/*
+ * The writeback cache hands a file's dirty pages back several requests at
+ * once and this server's threads take them as they come. Were a later
+ * part of the file allocated before an earlier one, the file would be
+ * laid out backwards and its extent tree could grow a level. So a cached
+ * write that starts past the server's EOF waits while cached writes of
+ * the same file are running (one of them may be the one in front of it),
+ * then for at most WB_WAIT_NS for one to arrive: a hole the application
+ * made on purpose costs that much.
+ */
+#define WB_WAIT_NS 10000000L
+
+/* A cached write past wb_wait_turn, on its thread's stack. */
+struct wb_run {
+	ext2_ino_t ino;
+	struct wb_run *next;
+};
+
+static pthread_mutex_t wb_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wb_moved = PTHREAD_COND_INITIALIZER;
+static struct wb_run *wb_runs;
+
+static int wb_running(ext2_ino_t ino)
+{
+	struct wb_run *r;
+
+	for (r = wb_runs; r; r = r->next)
+		if (r->ino == ino)
+			return 1;
+	return 0;
+}
+
+/*
+ * wb_lock is held across the size check (the core's lock nests inside
+ * it) so that no wb_done can slip between the check and the wait.
+ */
+static void wb_wait_turn(struct fs *fs, ext2_ino_t ino, off_t off,
+			 struct wb_run *me)
+{
+	struct timespec deadline;
+	int timed_out = 0, waiting = 0;
+	struct stat st;
+
+	pthread_mutex_lock(&wb_lock);
+	while (!inode_getattr(fs, ino, &st) && st.st_size < off) {
+		if (wb_running(ino)) {
+			pthread_cond_wait(&wb_moved, &wb_lock);
+			waiting = 0;
+			continue;
+		}
+		if (!waiting) {
+			waiting = 1;
+			clock_gettime(CLOCK_REALTIME, &deadline);
+			deadline.tv_nsec += WB_WAIT_NS;
+			if (deadline.tv_nsec >= 1000000000L) {
+				deadline.tv_sec++;
+				deadline.tv_nsec -= 1000000000L;
+			}
+		} else if (timed_out) {
+			break;
+		}
+		timed_out = pthread_cond_timedwait(&wb_moved, &wb_lock,
+						   &deadline) == ETIMEDOUT;
+	}
+	me->ino = ino;
+	me->next = wb_runs;
+	wb_runs = me;
+	pthread_mutex_unlock(&wb_lock);
+}
+
+/* The cached write is done: the EOF may have moved. */
+static void wb_done(struct wb_run *me)
+{
+	struct wb_run **p;
+
+	pthread_mutex_lock(&wb_lock);
+	for (p = &wb_runs; *p; p = &(*p)->next) {
+		if (*p == me) {
+			*p = me->next;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&wb_moved);
+	pthread_mutex_unlock(&wb_lock);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t node, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
+	struct glue *g = req_glue(req);
 	struct glue_file *gf = glue_file_get(fi->fh);
 	struct fs_cred cred;
+	struct wb_run run;
 	ssize_t ret;
 
 	if (!gf) {
@@ -387,21 +601,33 @@ static void op_write(fuse_req_t req, fuse_ino_t node, const char *buf,
 		return;
 	}
 	req_cred(req, &cred);
-	ret = file_write(req_glue(req)->fs, node_to_ino(node), buf, size, off,
-			 !!(gf->flags & O_APPEND), &cred);
-	if (ret < 0)
+	if (fi->writepage)
+		wb_wait_turn(g->fs, node_to_ino(node), off, &run);
+	ret = file_write(g->fs, node_to_ino(node), buf, size, off,
+			 glue_write_appends(g, gf, fi), &cred);
+	if (fi->writepage)
+		wb_done(&run);
+	if (ret < 0 && fi->writepage) {
+		/*
+		 * The write(2) that made these pages dirty has long returned
+		 * and the kernel only keeps the error for fsync and close: a
+		 * writer filling the filesystem would go on for ever. Its next
+		 * write(2) refreshes the attributes first, through its
+		 * handle: that GETATTR gets the error (op_getattr).
+		 */
+		__atomic_store_n(&gf->wb_error, (int)ret, __ATOMIC_RELEASE);
 		reply_err(req, ret);
-	else
-		fuse_reply_write(req, ret);
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t node,
-		     struct fuse_file_info *fi)
-{
-	/* Writes reached the core when they were answered. */
-	(void)node;
-	(void)fi;
-	reply_err(req, 0);
+		fuse_lowlevel_notify_inval_inode(g->se, node, -1, 0);
+		return;
+	}
+	if (ret < 0) {
+		reply_err(req, ret);
+		return;
+	}
+	fuse_reply_write(req, ret);
+	/* Attributes only (offset < 0): the page cache is still right. */
+	if (gf->opts & GLUE_FILE_KILLPRIV)
+		fuse_lowlevel_notify_inval_inode(g->se, node, -1, 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t node,
@@ -420,15 +646,32 @@ static void op_fsync(fuse_req_t req, fuse_ino_t node, int datasync,
 				  datasync));
 }
 
+/*
+ * The kernel only opens what it knows to be a directory and readdir
+ * needs no handle, so where the kernel can do without OPENDIR it is
+ * declined: the first ENOSYS makes it stop sending OPENDIR and
+ * RELEASEDIR, and cache listings in its page cache (dropped whenever it
+ * changes the directory itself, and this server is the only writer).
+ */
 static void op_opendir(fuse_req_t req, fuse_ino_t node,
 		       struct fuse_file_info *fi)
 {
-	int ret = dir_open(req_glue(req)->fs, node_to_ino(node));
+	struct glue *g = req_glue(req);
+	int ret;
 
-	if (ret)
+	if (g->no_opendir) {
+		reply_err(req, -ENOSYS);
+		return;
+	}
+	ret = dir_open(g->fs, node_to_ino(node));
+	if (ret) {
 		reply_err(req, ret);
-	else
-		fuse_reply_open(req, fi);
+		return;
+	}
+	/* For a directory the kernel keeps its cached listing across opens. */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
 }
 
 /* One readdir reply being filled by dir_read. */
@@ -707,6 +950,11 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t node_in,
 		fuse_reply_write(req, ret);
 }
 
+/*
+ * No .flush: libfuse answers ENOSYS and the kernel sends no more. Writes
+ * reached the core when they were answered, and the writeback cache
+ * writes its dirty pages back at close whether FLUSH is sent or not.
+ */
 static const struct fuse_lowlevel_ops fuse4fs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -726,7 +974,6 @@ static const struct fuse_lowlevel_ops fuse4fs_ops = {
 	.create = op_create,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,
@@ -766,6 +1013,12 @@ int main(int argc, char *argv[])
 	}
 	/* One kernel inode per ext2 inode: hard links share a page cache. */
 	g.fsopts.iomap_hardlinks = 1;
+	/*
+	 * The core clears setuid/setgid itself on write, truncate and
+	 * chown; the kernel then stops asking for security.capability
+	 * before every write.
+	 */
+	g.init_want = GLUE_INIT_KILLPRIV_V2 | GLUE_INIT_DIRECT_IO_MMAP;
 	/* Before the image is touched: a bad FUSE option fails cleanly. */
 	se = fuse_session_new(&args, &fuse4fs_ops, sizeof(fuse4fs_ops), &g);
 	if (!se) {

@@ -21,6 +21,15 @@
  * its receive buffer for 256 pages and lowers anything larger itself.
  */
 #define GLUE_MAX_WRITE (1u << 20)
+/* Read-ahead the kernel may do: one request of the largest size. */
+#define GLUE_MAX_READAHEAD (1u << 20)
+/*
+ * Dirty pages the kernel may hold for this mount under the writeback
+ * cache: enough that random writes over a file of this size stay in the
+ * page cache and go back to the server in order, merged into large
+ * requests.
+ */
+#define GLUE_MAX_DIRTY (256ull << 20)
 
 enum {
 	KEY_RO,
@@ -316,14 +325,21 @@ int glue_run(struct glue *g, struct fuse_session *se, struct fuse *f)
 			msg ? msg : strerror(-ret));
 		return 1;
 	}
+	g->se = se;
 	if (fuse_set_signal_handlers(se))
 		goto out_close;
 	/* libfuse prints why a mount fails. */
 	if (fuse_session_mount(se, g->cmd.mountpoint))
 		goto out_signals;
+	if (glue_stats_attach(g, se))
+		goto out_unmount;
 	/* Only now: every error so far reached the terminal. */
 	if (fuse_daemonize(g->cmd.foreground))
 		goto out_unmount;
+	/* Threads do not survive daemonizing: started after it. */
+	if (glue_stats_start(g))
+		fprintf(stderr, "%s: no request counters on SIGUSR1\n",
+			g->progname);
 	if (g->cmd.singlethread) {
 		ret = f ? fuse_loop(f) : fuse_session_loop(se);
 	} else {
@@ -345,6 +361,9 @@ int glue_run(struct glue *g, struct fuse_session *se, struct fuse *f)
 	}
 	/* A signal ending the loop is a normal way to stop. */
 	status = ret < 0 ? 1 : 0;
+	glue_stats_stop(g);
+	if (g->cmd.debug)
+		glue_stats_print(g, stderr);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -371,6 +390,84 @@ void glue_done(struct glue *g, struct fuse_args *args)
 	fuse_opt_free_args(args);
 }
 
+/*
+ * The major:minor of the mount on g's mount point (the last one there),
+ * from /proc/self/mountinfo, which names mount points with blanks and
+ * backslashes in octal. 0, or -1 if not found.
+ */
+static int mount_dev(const struct glue *g, char *dev, size_t size)
+{
+	char *line = NULL, *esc, *q;
+	const char *p;
+	size_t cap = 0;
+	int found = -1;
+	FILE *f;
+
+	esc = malloc(strlen(g->cmd.mountpoint) * 4 + 1);
+	if (!esc)
+		return -1;
+	for (p = g->cmd.mountpoint, q = esc; *p; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\\')
+			q += sprintf(q, "\\%03o", (unsigned char)*p);
+		else
+			*q++ = *p;
+	}
+	*q = 0;
+	f = fopen("/proc/self/mountinfo", "r");
+	while (f && getline(&line, &cap, f) > 0) {
+		char *save, *mdev = NULL, *tok = strtok_r(line, " ", &save);
+		int i;
+
+		/* id parent major:minor root mountpoint ... */
+		for (i = 1; tok && i < 5; i++) {
+			if (i == 3)
+				mdev = tok;
+			tok = strtok_r(NULL, " ", &save);
+		}
+		if (tok && mdev && !strcmp(tok, esc)) {
+			snprintf(dev, size, "%s", mdev);
+			found = 0;
+		}
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	free(esc);
+	return found;
+}
+
+static void bdi_set(const char *dev, const char *knob, unsigned long long v)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/%s", dev, knob);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fprintf(f, "%llu\n", v);
+	fclose(f);
+}
+
+/*
+ * The kernel gives a FUSE mount the default read-ahead (128 KiB) whatever
+ * max_readahead says, and lets it hold about 1% of the dirty page
+ * allowance: limits meant for servers it cannot trust. A server mounted
+ * by root raises them for its own mount through sysfs: read-ahead to
+ * what was negotiated and, under the writeback cache, GLUE_MAX_DIRTY.
+ * Where that fails, the kernel's defaults stay.
+ */
+static void tune_bdi(struct glue *g, unsigned readahead)
+{
+	char dev[32];
+
+	if (geteuid() != 0 || mount_dev(g, dev, sizeof(dev)))
+		return;
+	bdi_set(dev, "read_ahead_kb", readahead >> 10);
+	if (g->writeback)
+		bdi_set(dev, "max_bytes", GLUE_MAX_DIRTY);
+}
+
 void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 		    unsigned want, unsigned dontwant)
 {
@@ -389,18 +486,27 @@ void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 	conn->want |= want & conn->capable;
 	conn->want &= ~dontwant;
 	conn->max_write = GLUE_MAX_WRITE;
+	conn->max_readahead = GLUE_MAX_READAHEAD;
+	/* The kernel rounds the times it sets or stamps itself likewise. */
+	conn->time_gran = fs_time_gran(g->fs);
 	conn->max_read = g->max_read;
 	if (glue_conn_opts)
 		fuse_apply_conn_info_opts(glue_conn_opts, conn);
 	/*
-	 * Never, whatever the command line says: with a writeback cache the
-	 * kernel owns i_size and mtime and turns O_APPEND writes into
-	 * positioned ones, which the legacy data path cannot follow. And
-	 * the kernel is left to clear setuid bits (HANDLE_KILLPRIV would
-	 * make that the server's job on write, truncate and chown).
+	 * The writeback cache only where the front-end asked for it,
+	 * whatever the command line says: the kernel then owns i_size and
+	 * mtime and places O_APPEND writes itself, which the front-end has
+	 * to follow (see glue_write_appends). And the kernel is left to
+	 * clear setuid bits (HANDLE_KILLPRIV would make that the server's
+	 * job on write, truncate and chown).
 	 */
-	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_HANDLE_KILLPRIV);
+	if (!(want & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	g->writeback = !!(conn->want & FUSE_CAP_WRITEBACK_CACHE);
+	g->no_opendir = !!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	g->server_umask = (conn->want & acl) == acl;
+	tune_bdi(g, conn->max_readahead);
 }
 
 /*
@@ -433,7 +539,7 @@ void glue_cred(const struct glue *g, fuse_req_t req, uid_t uid, gid_t gid,
 	cred->priv = req;
 }
 
-uint64_t glue_file_new(ext2_ino_t ino, int flags)
+uint64_t glue_file_new(ext2_ino_t ino, int flags, unsigned opts)
 {
 	struct glue_file *gf = malloc(sizeof(*gf));
 
@@ -442,6 +548,9 @@ uint64_t glue_file_new(ext2_ino_t ino, int flags)
 	gf->magic = GLUE_FILE_MAGIC;
 	gf->ino = ino;
 	gf->flags = flags;
+	gf->opts = opts;
+	gf->path = NULL;
+	gf->wb_error = 0;
 	return (uintptr_t)gf;
 }
 
@@ -461,7 +570,68 @@ void glue_file_free(uint64_t fh)
 	if (!gf)
 		return;
 	gf->magic = 0;
+	free(gf->path);
 	free(gf);
+}
+
+int glue_open_opts(struct glue *g, ext2_ino_t ino, int flags,
+		   const struct fs_cred *cred, const struct stat *st,
+		   unsigned *opts)
+{
+	int writing = (flags & O_ACCMODE) != O_RDONLY;
+	struct stat sbuf;
+	uint32_t iflags;
+	int ret;
+
+	*opts = 0;
+	if (flags & O_DIRECT)
+		*opts |= GLUE_FILE_DIRECT;
+	if (!writing)
+		return 0;
+	/*
+	 * The kernel clears setuid, and setgid only with group exec, before
+	 * a write; the core also applies the newer rule (setgid cleared when
+	 * the writer is not in the file's group). That needs the writer's
+	 * credentials on the WRITE, which cached writes do not carry, and a
+	 * kernel told that the mode changed.
+	 */
+	if (cred->uid) {
+		if (!st) {
+			ret = inode_getattr(g->fs, ino, &sbuf);
+			if (ret)
+				return ret;
+			st = &sbuf;
+		}
+		if (st->st_mode & (S_ISUID | S_ISGID))
+			*opts |= GLUE_FILE_DIRECT | GLUE_FILE_KILLPRIV;
+	}
+	/*
+	 * The kernel knows nothing of append-only inodes: cached writes of
+	 * such a file would reach the server as positioned ones, which it
+	 * must refuse.
+	 */
+	if (g->writeback) {
+		ret = ioctl_getflags(g->fs, ino, &iflags);
+		if (ret)
+			return ret;
+		if (iflags & FS_APPEND_FL)
+			*opts |= GLUE_FILE_DIRECT | GLUE_FILE_APPEND_ONLY;
+	}
+	return 0;
+}
+
+int glue_write_appends(const struct glue *g, const struct glue_file *gf,
+		       const struct fuse_file_info *fi)
+{
+	/* Cached writes carry no flags and always their own offset. */
+	if (!(fi->flags & O_APPEND) || fi->writepage)
+		return 0;
+	/*
+	 * With the writeback cache the kernel's i_size is the true one (the
+	 * server's lags behind cached writes) and the kernel placed the
+	 * write at it.
+	 */
+	return !g->writeback || (gf && (gf->opts & GLUE_FILE_APPEND_ONLY));
 }
 
 int glue_create(struct glue *g, ext2_ino_t dir, const char *name,

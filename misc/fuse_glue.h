@@ -8,6 +8,7 @@
 #define MISC_FUSE_GLUE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <fuse.h>
 #include <fuse_lowlevel.h>
@@ -25,7 +26,35 @@ struct glue {
 	int allow_root;
 	unsigned max_read;           /* -o max_read=, 0 if not given */
 	int server_umask;            /* kernel leaves umask to us (DONT_MASK) */
+	struct fuse_session *se;     /* for notifications to the kernel */
+	/*
+	 * Negotiated at init: the kernel caches writes and owns i_size and
+	 * mtime (WRITEBACK_CACHE); the kernel goes on without OPENDIR when
+	 * it is answered with ENOSYS (NO_OPENDIR_SUPPORT).
+	 */
+	int writeback;
+	int no_opendir;
+	/*
+	 * INIT flags of the FUSE protocol that libfuse 3.14 does not know
+	 * (GLUE_INIT_*): the front-end's wish, set before glue_run, and what
+	 * the kernel granted, known when the front-end's init runs (see
+	 * fuse_io.c).
+	 */
+	uint64_t init_want;
+	uint64_t init_got;
 };
+
+/*
+ * The kernel leaves clearing setuid/setgid on write, truncate and chown
+ * to the server (the core does it by the caller's credentials) and in
+ * exchange marks inodes it found free of them and of file capabilities,
+ * instead of asking for security.capability before every write(2). It
+ * no longer refreshes its cached mode after such a write, so the
+ * front-end must (GLUE_FILE_KILLPRIV).
+ */
+#define GLUE_INIT_KILLPRIV_V2        (1ull << 28)
+/* Shared mmap of files opened with direct_io (kernels since 6.6). */
+#define GLUE_INIT_DIRECT_IO_MMAP     (1ull << 36)
 
 /*
  * Parses the command line into g and leaves in args what FUSE must see
@@ -52,8 +81,10 @@ void glue_done(struct glue *g, struct fuse_args *args);
 
 /*
  * Connection setup for both front-ends: POSIX ACLs (and with them umask
- * handling in the server), large writes, async reads, ioctls on
- * directories, no writeback cache. want/dontwant add what differs.
+ * handling in the server), large writes and read-ahead, async reads,
+ * ioctls on directories, the filesystem's timestamp granularity; the
+ * writeback cache only if asked for in want. want/dontwant add what
+ * differs. Records what was negotiated in g.
  */
 void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 		    unsigned want, unsigned dontwant);
@@ -65,21 +96,68 @@ void glue_cred(const struct glue *g, fuse_req_t req, uid_t uid, gid_t gid,
 
 /*
  * What fi->fh points to for open files and directories: the inode (so IO
- * never resolves a name again) and the open flags (O_APPEND).
+ * never resolves a name again), the open flags and how the open is
+ * served (GLUE_FILE_*).
  */
 #define GLUE_FILE_MAGIC 0x4f46344fu /* "O4FO" */
+
+/* Bypass the page cache (fi->direct_io). */
+#define GLUE_FILE_DIRECT      (1u << 0)
+/*
+ * The inode is append-only: O_APPEND writes go at the server's EOF even
+ * under the writeback cache (such opens bypass the cache, so the kernel's
+ * i_size and the server's agree).
+ */
+#define GLUE_FILE_APPEND_ONLY (1u << 1)
+/*
+ * A writer that is not root on a setuid/setgid file: the core clears the
+ * bits on write by the writer's credentials, so writes must reach it
+ * uncached (GLUE_FILE_DIRECT too) and the kernel's cached mode be
+ * dropped after each.
+ */
+#define GLUE_FILE_KILLPRIV    (1u << 2)
 
 struct glue_file {
 	uint32_t magic;
 	ext2_ino_t ino;
 	int flags;
+	unsigned opts;
+	/*
+	 * fuse2fs, GLUE_FILE_KILLPRIV opens: the path opened, to find the
+	 * kernel's node (the high-level API gives no node ids). Freed with
+	 * the handle.
+	 */
+	char *path;
+	/*
+	 * fuse4fs, writeback cache: -errno of a cached write that failed
+	 * (ENOSPC...), until reported (atomic: set and taken on different
+	 * threads).
+	 */
+	int wb_error;
 };
 
 /* Returns the new handle's fh value, or 0 without memory. */
-uint64_t glue_file_new(ext2_ino_t ino, int flags);
+uint64_t glue_file_new(ext2_ino_t ino, int flags, unsigned opts);
 /* NULL if fh is not one of ours (a bug in the caller or in libfuse). */
 struct glue_file *glue_file_get(uint64_t fh);
 void glue_file_free(uint64_t fh);
+
+/*
+ * How an open of regular file ino with open(2) flags by cred is served:
+ * GLUE_FILE_* bits in *opts. st: the inode's attributes if the caller
+ * has them, else NULL. 0 or -errno.
+ */
+int glue_open_opts(struct glue *g, ext2_ino_t ino, int flags,
+		   const struct fs_cred *cred, const struct stat *st,
+		   unsigned *opts);
+
+/*
+ * Does this write (fi: the WRITE request's, whose flags are the file's
+ * current f_flags) go at the server's EOF rather than at its offset?
+ * gf: the handle, or NULL.
+ */
+int glue_write_appends(const struct glue *g, const struct glue_file *gf,
+		       const struct fuse_file_info *fi);
 
 /*
  * create(2) as FUSE asks for it: makes a regular file, or opens the
@@ -100,5 +178,25 @@ int glue_create(struct glue *g, ext2_ino_t dir, const char *name,
 int glue_ioctl(struct glue *g, ext2_ino_t ino, unsigned cmd,
 	       const void *in, size_t in_size, void *out, size_t out_size,
 	       size_t *out_len, const struct fs_cred *cred);
+
+/* ---- fuse_io.c: beneath libfuse (request counters, INIT flags) ---- */
+
+/*
+ * Counts every request the session reads, by opcode, and adds the INIT
+ * flags libfuse does not know (g->init_want). Call right after
+ * fuse_session_mount. 0, or -1 after printing why.
+ */
+int glue_stats_attach(struct glue *g, struct fuse_session *se);
+/*
+ * Starts the thread that prints the counters on SIGUSR1. Call after
+ * daemonizing and before the session loop starts its threads. 0 or -1.
+ */
+int glue_stats_start(struct glue *g);
+void glue_stats_stop(struct glue *g);
+/*
+ * "requests OPCODE COUNT" lines (counts since mount, nonzero ones), a
+ * "requests total COUNT" line, then the core's cache counters.
+ */
+void glue_stats_print(struct glue *g, FILE *f);
 
 #endif

@@ -8,6 +8,7 @@
 #define CORE_CORE_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -87,6 +88,13 @@ void fs_set_attr_hook(struct fs *fs, void (*fn)(void *arg, ext2_ino_t ino),
 		      void *arg);
 /* Block size, for st_blksize and read/write sizing. */
 unsigned fs_blocksize(struct fs *fs);
+
+/* ---- fs_info.c ---- */
+
+/* The core's counters (block cache), one "cache: name value" line each. */
+void fs_print_stats(struct fs *fs, FILE *f);
+/* Nanoseconds between representable timestamps (1, or 1e9 on old inodes). */
+unsigned fs_time_gran(struct fs *fs);
 
 /* ---- inode.c: attributes ---- */
 

@@ -148,7 +148,7 @@ static int alloc_extent(struct fs *fs, ext2_ino_t ino,
 
 	if (count > EXTENT_UNINIT_MAX)
 		count = EXTENT_UNINIT_MAX;
-	goal = ext2fs_find_inode_goal(e2, ino, (struct ext2_inode *)inode, lblk);
+	goal = iomap_alloc_goal(fs, ino, inode, lblk);
 	err = ext2fs_new_range(e2, 0, goal, count, NULL, &pblk, &plen);
 	if (err == EXT2_ET_BLOCK_ALLOC_FAIL && goal > e2->super->s_first_data_block)
 		err = ext2fs_new_range(e2, 0, e2->super->s_first_data_block,

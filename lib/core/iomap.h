@@ -51,6 +51,14 @@ int ioend(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 	  int error);
 
 /*
+ * Allocation goal for the hole at lblk of an extent-mapped file
+ * (iomap_goal.c): beside its neighbour, at the same distance as in the
+ * file, so that out-of-order writes still lay the file out in order.
+ */
+blk64_t iomap_alloc_goal(struct fs *fs, ext2_ino_t ino,
+			 struct ext2_inode_large *inode, blk64_t lblk);
+
+/*
  * Frees the blocks wholly inside [start, end) (end = ~0: to the end).
  * Metadata only: never reads or writes data blocks through libext2fs; the
  * caller zeroes partial blocks through the executor.
