@@ -816,7 +816,8 @@ static int hset_emit(struct fs *fs, struct hset *hs, dent_fn cb, void *priv)
 {
 	size_t i;
 
-	qsort_r(hs->v, hs->n, sizeof(*hs->v), hent_cmp, hs->names);
+	if (hs->n) /* v is NULL while nothing was gathered */
+		qsort_r(hs->v, hs->n, sizeof(*hs->v), hent_cmp, hs->names);
 	for (i = 0; i < hs->n; i++) {
 		const struct hent *e = &hs->v[i];
 		struct dent d = { e->pos, e->pos + 1, e->ino, e->ftype,
