@@ -198,10 +198,15 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 
 	/*
 	 * Attributes with every listed name (the core reads them with the
-	 * directory), so ls -l sends no lookup per entry.
+	 * directory), so ls -l sends no lookup per entry. No
+	 * AUTO_INVAL_DATA: with attributes never cached it would cost a
+	 * GETATTR per read, to detect changes that cannot happen (this
+	 * server is the only writer, and files with several names, the one
+	 * way a kernel inode's data could change behind it, bypass the page
+	 * cache; see new_handle).
 	 */
 	glue_init_conn(g, conn, FUSE_CAP_READDIRPLUS,
-		       FUSE_CAP_READDIRPLUS_AUTO);
+		       FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_AUTO_INVAL_DATA);
 	/* st_ino is the real inode number, as tools like find expect. */
 	cfg->use_ino = 1;
 	/* The core keeps unlinked open files: no .fuse_hidden renames. */
@@ -422,7 +427,7 @@ static int op_utimens(const char *path, const struct timespec tv[2],
  * several kernel inodes for one file: their page caches would disagree,
  * so such opens bypass them. A file that never had another name in this
  * mount keeps what its one kernel inode cached (this server is the only
- * writer); the kernel still drops it if it sees the mtime change.
+ * writer).
  */
 static int new_handle(struct fuse_file_info *fi, ext2_ino_t ino,
 		      const char *path, const struct stat *st,

@@ -178,7 +178,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * legacy path keeps write-through, as the reference it is.
 	 */
 	if (g->fsopts.iomap != FS_IOMAP_OFF)
-		want |= FUSE_CAP_WRITEBACK_CACHE;
+		want |= FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_WRITE |
+			FUSE_CAP_SPLICE_MOVE;
 	glue_init_conn(g, conn, want,
 		       FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_EXPORT_SUPPORT |
 		       FUSE_CAP_AUTO_INVAL_DATA);
@@ -482,23 +483,149 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
+/*
+ * Reads from this size up are answered by splicing the data from the
+ * image into the reply (below it libfuse copies through a buffer
+ * anyway), as long as READ_SEGS extents and holes cover them.
+ */
+#define SPLICE_MIN (32u << 10)
+#define READ_SEGS 32
+
+/* Holes and unwritten extents in a spliced reply; never written. */
+static char zeros[64 << 10];
+
+/*
+ * Whether a reply of size bytes fits the pipe libfuse splices through,
+ * by the room it asks for: a page per buffer (READ_SEGS, and a piece of
+ * zeros per 64 KiB at most) and two more, beyond the data and header.
+ * What does not fit, libfuse would copy through a fresh buffer.
+ */
+static int splice_fits(const struct glue *g, size_t size)
+{
+	size_t bufs = READ_SEGS + size / sizeof(zeros) + 2;
+
+	return g->splice && size >= SPLICE_MIN &&
+	       size + 4096 * bufs + 64 <= g->splice_max;
+}
+
+/* Replies with the pinned segments; the caller unpins after. */
+static void reply_pinned(fuse_req_t req, struct glue *g,
+			 const struct fs_data_seg *segs, unsigned n)
+{
+	struct fuse_bufvec *bv;
+	unsigned i, count = 0;
+	uint64_t left, k;
+
+	for (i = 0; i < n; i++)
+		count += segs[i].zero ?
+			 (segs[i].len + sizeof(zeros) - 1) / sizeof(zeros) : 1;
+	bv = malloc(sizeof(*bv) + count * sizeof(bv->buf[0]));
+	if (!bv) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	bv->count = count;
+	bv->idx = 0;
+	bv->off = 0;
+	count = 0;
+	for (i = 0; i < n; i++) {
+		if (!segs[i].zero) {
+			bv->buf[count++] = (struct fuse_buf){
+				.size = segs[i].len,
+				.flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
+				.fd = fs_data_fd(g->fs),
+				.pos = segs[i].addr,
+			};
+			continue;
+		}
+		for (left = segs[i].len; left; left -= k) {
+			k = left < sizeof(zeros) ? left : sizeof(zeros);
+			bv->buf[count++] = (struct fuse_buf){
+				.size = k,
+				.mem = zeros,
+			};
+		}
+	}
+	fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+	free(bv);
+}
+
+/*
+ * Each thread reads into a buffer of its own, kept from one request to
+ * the next: a fresh megabyte per read would be mapped, faulted in page by
+ * page and zeroed each time.
+ */
+static pthread_key_t rbuf_key;
+static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+
+struct rbuf {
+	size_t size;
+	char data[];
+};
+
+static void rbuf_init(void)
+{
+	pthread_key_create(&rbuf_key, free);
+}
+
+static char *read_buffer(size_t size)
+{
+	struct rbuf *b;
+
+	pthread_once(&rbuf_once, rbuf_init);
+	b = pthread_getspecific(rbuf_key);
+	if (b && b->size >= size)
+		return b->data;
+	free(b);
+	b = malloc(sizeof(*b) + size);
+	pthread_setspecific(rbuf_key, b);
+	if (!b)
+		return NULL;
+	b->size = size;
+	return b->data;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	char *buf = malloc(size ? size : 1);
+	struct glue *g = req_glue(req);
+	struct fs_data_seg segs[READ_SEGS];
+	struct fs_data_pin *pin;
+	unsigned n;
+	char *buf;
 	ssize_t ret;
 
 	(void)fi;
+	/*
+	 * The blocks stay pinned until the reply has taken their bytes, so
+	 * a truncate cannot hand them to another file in between.
+	 */
+	if (splice_fits(g, size)) {
+		ret = file_read_pin(g->fs, node_to_ino(node), off, size, segs,
+				    READ_SEGS, &n, &pin);
+		if (ret > 0) {
+			reply_pinned(req, g, segs, n);
+			fs_data_unpin(g->fs, pin);
+			return;
+		}
+		if (ret != -EOPNOTSUPP && ret != -E2BIG) {
+			if (ret < 0)
+				reply_err(req, ret);
+			else
+				fuse_reply_buf(req, NULL, 0);
+			return;
+		}
+	}
+	buf = read_buffer(size);
 	if (!buf) {
 		reply_err(req, -ENOMEM);
 		return;
 	}
-	ret = file_read(req_glue(req)->fs, node_to_ino(node), buf, size, off);
+	ret = file_read(g->fs, node_to_ino(node), buf, size, off);
 	if (ret < 0)
 		reply_err(req, ret);
 	else
 		fuse_reply_buf(req, buf, ret);
-	free(buf);
 }
 
 /*
@@ -616,18 +743,21 @@ static void op_write(fuse_req_t req, fuse_ino_t node, const char *buf,
 		 * handle: that GETATTR gets the error (op_getattr).
 		 */
 		__atomic_store_n(&gf->wb_error, (int)ret, __ATOMIC_RELEASE);
-		reply_err(req, ret);
 		fuse_lowlevel_notify_inval_inode(g->se, node, -1, 0);
+		reply_err(req, ret);
 		return;
 	}
 	if (ret < 0) {
 		reply_err(req, ret);
 		return;
 	}
-	fuse_reply_write(req, ret);
-	/* Attributes only (offset < 0): the page cache is still right. */
+	/*
+	 * Before the reply, so that nothing the writer does next sees the
+	 * old mode; attributes only (offset < 0): no page lock is taken.
+	 */
 	if (gf->opts & GLUE_FILE_KILLPRIV)
 		fuse_lowlevel_notify_inval_inode(g->se, node, -1, 0);
+	fuse_reply_write(req, ret);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t node,

@@ -468,6 +468,33 @@ static void tune_bdi(struct glue *g, unsigned readahead)
 		bdi_set(dev, "max_bytes", GLUE_MAX_DIRTY);
 }
 
+/*
+ * How large a pipe libfuse will be able to splice replies through: what
+ * a request of the largest size needs if the process may go past
+ * /proc/sys/fs/pipe-max-size (CAP_SYS_RESOURCE), else that limit.
+ */
+static size_t pipe_capacity(void)
+{
+	int fds[2], res;
+
+	if (pipe(fds))
+		return 0;
+	res = fcntl(fds[0], F_SETPIPE_SZ, 2 * GLUE_MAX_WRITE);
+	if (res < 0) {
+		FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
+
+		if (!f || fscanf(f, "%d", &res) != 1)
+			res = 0;
+		if (f)
+			fclose(f);
+		if (res > 0)
+			res = fcntl(fds[0], F_SETPIPE_SZ, res);
+	}
+	close(fds[0]);
+	close(fds[1]);
+	return res > 0 ? (size_t)res : 0;
+}
+
 void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 		    unsigned want, unsigned dontwant)
 {
@@ -505,6 +532,9 @@ void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	g->writeback = !!(conn->want & FUSE_CAP_WRITEBACK_CACHE);
 	g->no_opendir = !!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	g->splice = !!(conn->want & FUSE_CAP_SPLICE_WRITE);
+	if (g->splice)
+		g->splice_max = pipe_capacity();
 	g->server_umask = (conn->want & acl) == acl;
 	tune_bdi(g, conn->max_readahead);
 }

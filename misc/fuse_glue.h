@@ -35,6 +35,12 @@ struct glue {
 	int writeback;
 	int no_opendir;
 	/*
+	 * Replies may splice data (SPLICE_WRITE), through a pipe of at most
+	 * splice_max bytes: bigger ones libfuse copies through a buffer.
+	 */
+	int splice;
+	size_t splice_max;
+	/*
 	 * INIT flags of the FUSE protocol that libfuse 3.14 does not know
 	 * (GLUE_INIT_*): the front-end's wish, set before glue_run, and what
 	 * the kernel granted, known when the front-end's init runs (see

@@ -216,6 +216,35 @@ ssize_t file_copy_range(struct fs *fs, ext2_ino_t ino_in, off_t off_in,
 			ext2_ino_t ino_out, off_t off_out, size_t len,
 			const struct fs_cred *cred);
 
+/* ---- iomap_splice.c: file data by reference ---- */
+
+/* A piece of a pinned read: len bytes at addr in fs_data_fd(), or zeros. */
+struct fs_data_seg {
+	uint64_t addr;
+	uint64_t len;
+	int zero;
+};
+
+struct fs_data_pin;
+
+/*
+ * For a front-end that moves a read's bytes itself from the image fd (by
+ * splicing them into its reply): maps [off, off + size) of ino, clipped
+ * at EOF, into at most max segments in file order, and keeps them valid
+ * until fs_data_unpin, which must come from the same thread (the inode's
+ * IO lock is held shared: its blocks can be neither freed nor reused, and
+ * cached metadata over them was written to the fd). Returns the bytes
+ * mapped, 0 at EOF (nothing pinned), -E2BIG if max segments are not
+ * enough, -EOPNOTSUPP for files the data executor does not serve (use
+ * file_read), or -errno.
+ */
+ssize_t file_read_pin(struct fs *fs, ext2_ino_t ino, off_t off, size_t size,
+		      struct fs_data_seg *segs, unsigned max, unsigned *nsegs,
+		      struct fs_data_pin **pin);
+void fs_data_unpin(struct fs *fs, struct fs_data_pin *pin);
+/* The image fd the segments' addresses are in; not to be closed. */
+int fs_data_fd(struct fs *fs);
+
 /* ---- xattr.c: extended attributes and POSIX ACLs ---- */
 
 /* size 0: returns the value size. ENODATA if absent, ERANGE if too small. */

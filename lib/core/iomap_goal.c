@@ -35,8 +35,13 @@ blk64_t iomap_alloc_goal(struct fs *fs, ext2_ino_t ino,
 	    err != EXT2_ET_EXTENT_NO_NEXT)
 		goto out;
 	if (ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &ext)) {
-		if (lblk < span)
-			goal = base + lblk;
+		/* No blocks yet: counted from where the free space starts. */
+		blk64_t free;
+
+		if (lblk < span &&
+		    !ext2fs_find_first_zero_block_bitmap2(e2->block_map, base,
+							  end - 1, &free))
+			goal = free + lblk;
 	} else if (ext.e_lblk <= lblk) {
 		if (lblk - ext.e_lblk < span)
 			goal = ext.e_pblk + (lblk - ext.e_lblk);
