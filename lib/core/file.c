@@ -235,6 +235,7 @@ static ssize_t blocks_write(struct fs *fs, ext2_ino_t ino,
 		if (ret)
 			return ret;
 	}
+	map_cache_forget(fs, ino);
 	err = ext2fs_file_open2(fs->e2, ino, (struct ext2_inode *)inode,
 				EXT2_FILE_WRITE, &file);
 	if (err)
@@ -385,6 +386,7 @@ static int inline_expand(struct fs *fs, ext2_ino_t ino,
 	ret = fsi_read(fs, ino, inode);
 	if (ret)
 		goto out;
+	map_cache_forget(fs, ino);
 	memset(inode->i_block, 0, sizeof(inode->i_block));
 	inode->i_flags &= ~(EXT4_INLINE_DATA_FL | EXT4_EXTENTS_FL);
 	inode->i_size = 0;
@@ -826,6 +828,7 @@ int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 	first = off / e2->blocksize;
 	last = (end - 1) / e2->blocksize;
 	flags = EXT2_FALLOCATE_FORCE_UNINIT;
+	map_cache_forget(fs, ino);
 	err = ext2fs_fallocate(e2, flags, ino, (struct ext2_inode *)&inode,
 			       ~0ULL, first, last - first + 1);
 	ret = FS_ERR(fs, err, ino);

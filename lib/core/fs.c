@@ -190,7 +190,9 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	 */
 	cache_io_install_free_hook(fs->e2);
 	fs->data_fd = cache_io_get_fd(fs->e2->io);
-	ret = iref_init(fs);
+	ret = map_cache_init(fs);
+	if (!ret)
+		ret = iref_init(fs);
 	if (ret)
 		goto fail;
 	if (!fs->readonly) {
@@ -210,6 +212,7 @@ fail:
 	if (fs->e2)
 		ext2fs_close_free(&fs->e2);
 	iref_fini(fs);
+	map_cache_fini(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);
 	free(fs);
@@ -236,6 +239,7 @@ int fs_close(struct fs *fs)
 	err = ext2fs_close_free(&fs->e2);
 	if (err)
 		ret = -EIO;
+	map_cache_fini(fs);
 	fs_unlock(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);

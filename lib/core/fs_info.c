@@ -10,6 +10,7 @@ void fs_print_stats(struct fs *fs, FILE *f)
 {
 	fs_lock(fs);
 	cache_io_print_stats(fs->e2->io, f);
+	map_cache_print_stats(fs, f);
 	fs_unlock(fs);
 }
 

@@ -20,6 +20,7 @@
 #define FS_MAGIC 0x46533446u /* "FS4F" */
 
 struct iref_table;
+struct map_cache;
 
 struct fs {
 	uint32_t magic;
@@ -31,6 +32,7 @@ struct fs {
 	int debug;
 	char *device;
 	struct iref_table *irefs;
+	struct map_cache *maps;  /* recent block mappings (map_cache.c) */
 	int data_fd;             /* image fd for the data executor */
 	enum fs_iomap_mode iomap_mode;
 	int iomap_hardlinks;     /* iomap also for files with several links */
@@ -109,6 +111,14 @@ int fsi_free(struct fs *fs, ext2_ino_t ino);
  */
 int fsi_truncate(struct fs *fs, ext2_ino_t ino,
 		 struct ext2_inode_large *inode, uint64_t size);
+
+/* ---- map_cache.c ---- */
+
+int map_cache_init(struct fs *fs);
+void map_cache_fini(struct fs *fs);
+/* Every change to ino's block map must call this. */
+void map_cache_forget(struct fs *fs, ext2_ino_t ino);
+void map_cache_print_stats(struct fs *fs, FILE *f);
 
 /* ---- iref.c ---- */
 

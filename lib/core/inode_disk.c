@@ -281,13 +281,57 @@ static void last_block_quirk(struct fs *fs, int on)
 	ext2fs_blocks_count_set(fs->e2->super, on ? n + 1 : n - 1);
 }
 
+/*
+ * libext2fs 1.47.0 punches a bounded range of a block-mapped file wrongly
+ * once it involves a doubly indirect block: it frees blocks outside the
+ * range and keeps some inside it. So such ranges are punched here a
+ * block at a time; indirect blocks left empty stay allocated (valid, and
+ * freed by the next truncate past them).
+ */
+static errcode_t punch_blockmap(struct fs *fs, ext2_ino_t ino,
+				struct ext2_inode *inode, blk64_t start,
+				blk64_t end)
+{
+	ext2_filsys e2 = fs->e2;
+	blk64_t lblk, pblk, zero = 0, freed = 0;
+	errcode_t err = 0;
+
+	for (lblk = start; !err && lblk <= end; lblk++) {
+		err = ext2fs_bmap2(e2, ino, inode, NULL, 0, lblk, NULL, &pblk);
+		if (err || !pblk)
+			continue;
+		err = ext2fs_bmap2(e2, ino, inode, NULL, BMAP_SET, lblk, NULL,
+				   &zero);
+		if (err)
+			break;
+		ext2fs_block_alloc_stats2(e2, pblk, -1);
+		freed++;
+		if (lblk == ~0ULL)
+			break;
+	}
+	if (freed) {
+		errcode_t err2 = ext2fs_iblk_sub_blocks(e2, inode, freed);
+
+		if (!err2)
+			err2 = ext2fs_write_inode(e2, ino, inode);
+		if (!err)
+			err = err2;
+	}
+	return err;
+}
+
 errcode_t fsi_punch(struct fs *fs, ext2_ino_t ino, struct ext2_inode *inode,
 		    blk64_t start, blk64_t end)
 {
 	errcode_t err;
 
+	map_cache_forget(fs, ino);
 	last_block_quirk(fs, 1);
-	err = ext2fs_punch(fs->e2, ino, inode, NULL, start, end);
+	if (!(inode->i_flags & EXT4_EXTENTS_FL) && end != ~0ULL &&
+	    end >= EXT2_NDIR_BLOCKS)
+		err = punch_blockmap(fs, ino, inode, start, end);
+	else
+		err = ext2fs_punch(fs->e2, ino, inode, NULL, start, end);
 	last_block_quirk(fs, 0);
 	return err;
 }
@@ -345,6 +389,7 @@ int fsi_truncate(struct fs *fs, ext2_ino_t ino,
 
 	if (file_uses_iomap(fs, inode))
 		return iomap_truncate_locked(fs, ino, inode, size);
+	map_cache_forget(fs, ino);
 	ret = fsi_write(fs, ino, inode);
 	if (ret)
 		return ret;

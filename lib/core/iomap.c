@@ -9,14 +9,6 @@
 
 #include "core/iomap.h"
 
-/* A mapping in blocks, before it is turned into bytes. */
-struct bmap {
-	blk64_t lblk;
-	blk64_t pblk;
-	blk64_t count; /* ~0 for a hole to infinity */
-	enum iomap_type type;
-};
-
 #define EXTENT_INIT_MAX 32768u /* longest initialized extent ext4 allows */
 
 static int pblk_range_ok(struct fs *fs, blk64_t pblk, blk64_t count)
@@ -41,6 +33,7 @@ static int map_extent(struct fs *fs, ext2_ino_t ino,
 	if (err)
 		return FS_ERR(fs, err, ino);
 	m->lblk = lblk;
+	m->pblk = 0;
 	m->type = IOMAP_HOLE;
 	m->count = ~0ULL;
 	err = ext2fs_extent_goto2(h, 0, lblk);
@@ -95,6 +88,7 @@ static int map_blockmap(struct fs *fs, ext2_ino_t ino,
 	errcode_t err;
 
 	m->lblk = lblk;
+	m->pblk = 0;
 	m->count = 0;
 	for (next = lblk; next < lblk + limit; next++) {
 		err = ext2fs_bmap2(fs->e2, ino, (struct ext2_inode *)inode,
@@ -119,11 +113,18 @@ static int map_blocks(struct fs *fs, ext2_ino_t ino,
 		      struct ext2_inode_large *inode, blk64_t lblk,
 		      blk64_t want, struct bmap *m)
 {
+	int ret;
+
+	if (map_cache_find(fs, ino, inode, lblk, m))
+		return 0;
 	if (inode->i_flags & EXT4_EXTENTS_FL)
-		return map_extent(fs, ino, inode, lblk, m);
-	/* Indirect maps cost a lookup per block: do not look far ahead. */
-	return map_blockmap(fs, ino, inode, lblk, want < 1024 ? want : 1024,
-			    m);
+		ret = map_extent(fs, ino, inode, lblk, m);
+	else /* Indirect maps cost a lookup per block: not far ahead. */
+		ret = map_blockmap(fs, ino, inode, lblk,
+				   want < 1024 ? want : 1024, m);
+	if (!ret)
+		map_cache_add(fs, ino, inode, m);
+	return ret;
 }
 
 #define EXTENT_UNINIT_MAX 32767u /* longest unwritten extent ext4 allows */
@@ -196,6 +197,7 @@ static int alloc_blocks(struct fs *fs, ext2_ino_t ino,
 	errcode_t err;
 	int ret;
 
+	map_cache_forget(fs, ino);
 	if (inode->i_flags & EXT4_EXTENTS_FL)
 		return alloc_extent(fs, ino, inode, lblk, count);
 	/* Block maps: fallocate updates *inode in place; save it. */
@@ -353,6 +355,7 @@ static int convert_unwritten(struct fs *fs, ext2_ino_t ino,
 	errcode_t err;
 	int ret;
 
+	map_cache_forget(fs, ino);
 	err = ext2fs_extent_open2(fs->e2, ino, (struct ext2_inode *)inode, &h);
 	if (err)
 		return FS_ERR(fs, err, ino);
@@ -387,6 +390,25 @@ static int convert_unwritten(struct fs *fs, ext2_ino_t ino,
 	return err ? FS_ERR(fs, err, ino) : ret;
 }
 
+/* Overwrites need no conversion: the cache often knows that already. */
+static int cached_as_written(struct fs *fs, ext2_ino_t ino,
+			     const struct ext2_inode_large *inode,
+			     blk64_t lblk, blk64_t count)
+{
+	blk64_t end = lblk + count;
+	struct bmap m;
+
+	while (lblk < end) {
+		if (!map_cache_find(fs, ino, inode, lblk, &m) ||
+		    m.type != IOMAP_MAPPED)
+			return 0;
+		if (m.count >= end - lblk)
+			break;
+		lblk += m.count;
+	}
+	return 1;
+}
+
 int ioend(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 	  int error)
 {
@@ -401,9 +423,10 @@ int ioend(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 		return ret;
 	if (inode.i_flags & EXT4_EXTENTS_FL) {
 		blk64_t lblk = pos / bs;
+		blk64_t count = (pos + len + bs - 1) / bs - lblk;
 
-		ret = convert_unwritten(fs, ino, &inode, lblk,
-					(pos + len + bs - 1) / bs - lblk);
+		if (!cached_as_written(fs, ino, &inode, lblk, count))
+			ret = convert_unwritten(fs, ino, &inode, lblk, count);
 		if (ret)
 			return ret;
 	}

@@ -25,6 +25,14 @@ enum iomap_op {
 	IOMAP_OP_WRITE,  /* writing data: holes get allocated */
 };
 
+/* A mapping in blocks, before it is turned into bytes. */
+struct bmap {
+	blk64_t lblk;
+	blk64_t pblk;  /* 0 for a hole */
+	blk64_t count; /* ~0 for a hole to infinity */
+	enum iomap_type type;
+};
+
 struct iomap {
 	uint64_t offset; /* file offset of the mapping, block aligned */
 	uint64_t length; /* bytes, a whole number of blocks */
@@ -64,6 +72,19 @@ blk64_t iomap_alloc_goal(struct fs *fs, ext2_ino_t ino,
  * caller zeroes partial blocks through the executor.
  */
 int iomap_punch(struct fs *fs, ext2_ino_t ino, uint64_t start, uint64_t end);
+
+/* ---- map_cache.c: recent mappings per inode ---- */
+
+/*
+ * The cached mapping containing lblk, cut to start there: 1 if found.
+ * inode is the current on-disk inode; an entry whose block-map fields
+ * differ from it is dropped.
+ */
+int map_cache_find(struct fs *fs, ext2_ino_t ino,
+		   const struct ext2_inode_large *inode, blk64_t lblk,
+		   struct bmap *m);
+void map_cache_add(struct fs *fs, ext2_ino_t ino,
+		   const struct ext2_inode_large *inode, const struct bmap *m);
 
 /* ---- iomap_io.c: the userspace executor ---- */
 

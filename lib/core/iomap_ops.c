@@ -109,8 +109,13 @@ int iomap_fallocate(struct fs *fs, ext2_ino_t ino, int mode, uint64_t off,
 		ret = -EPERM;
 		goto out;
 	}
-	/* As ext4: fallocate needs extents; it cannot mark blocks unwritten. */
-	if (!(inode.i_flags & EXT4_EXTENTS_FL) || !file_uses_iomap(fs, &inode)) {
+	/*
+	 * As ext4: a block map can have holes punched in it, but it cannot
+	 * mark blocks unwritten, which every other mode needs.
+	 */
+	if (!file_uses_iomap(fs, &inode) ||
+	    (!(inode.i_flags & EXT4_EXTENTS_FL) &&
+	     !(mode & FALLOC_FL_PUNCH_HOLE))) {
 		ret = -EOPNOTSUPP;
 		goto out;
 	}

@@ -206,6 +206,98 @@ static void test_extents_merge(void)
 	unit_fsck(img);
 }
 
+/* The "map cache: H hits, M misses" line of the server's counters. */
+static void map_cache_counts(struct fs *fs, unsigned long long *hits,
+			     unsigned long long *misses)
+{
+	char *text = NULL, *line;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	*hits = *misses = 0;
+	fs_print_stats(fs, f);
+	fclose(f);
+	line = strstr(text, "map cache: ");
+	if (line)
+		sscanf(line, "map cache: %llu hits, %llu misses", hits, misses);
+	free(text);
+}
+
+/*
+ * Streaming over one extent walks the tree once; every change to the
+ * block map (allocation, conversion, punch, truncate) is seen at once by
+ * the next read, even though the old mapping was cached.
+ */
+static void test_map_cache(const char *img_args, const char *name,
+			   int extents)
+{
+	const char *img = unit_mkfs(name, img_args, 65536);
+	ext2_ino_t ino = make_file(img, "f");
+	ext2_ino_t other = make_file(img, "g");
+	struct fs *fs = unit_open(img, 0);
+	unsigned long long hits, misses, hits0, misses0;
+	static char buf[1 << 20], back[4096];
+	unsigned i, bad = 0;
+
+	memset(buf, 'a', sizeof(buf));
+	CHECK_EQ(iomap_write(fs, ino, buf, sizeof(buf), 0, 0), sizeof(buf));
+	map_cache_counts(fs, &hits0, &misses0);
+	for (i = 0; i < 256; i++)
+		if (iomap_read(fs, ino, back, 4096, i * 4096ULL) != 4096 ||
+		    back[0] != 'a' || back[4095] != 'a')
+			bad++;
+	CHECK_EQ(bad, 0);
+	map_cache_counts(fs, &hits, &misses);
+	printf("     256 reads of 4 KiB: %llu hits, %llu misses\n",
+	       hits - hits0, misses - misses0);
+	CHECK(hits - hits0 >= 250);
+
+	/* Overwrites of written blocks need no conversion either. */
+	for (i = 0; i < 64; i++)
+		if (iomap_write(fs, ino, "b", 1, i * 4096ULL, 0) != 1)
+			bad++;
+	CHECK_EQ(bad, 0);
+
+	/* Punch what is cached: reads give zeros, not the old blocks. */
+	CHECK_EQ(iomap_fallocate(fs, ino,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 65536, 65536),
+		 0);
+	CHECK_EQ(iomap_read(fs, ino, back, 4096, 65536), 4096);
+	CHECK(back[0] == 0 && back[4095] == 0);
+	/* The freed blocks go to another file; ours still reads zeros. */
+	memset(buf, 'z', 65536);
+	CHECK_EQ(iomap_write(fs, other, buf, 65536, 0, 0), 65536);
+	CHECK_EQ(iomap_read(fs, ino, back, 4096, 65536 + 8192), 4096);
+	CHECK(back[0] == 0 && back[4095] == 0);
+	/* Fill the hole again: its new blocks are read, not zeros. */
+	memset(buf, 'c', 65536);
+	CHECK_EQ(iomap_write(fs, ino, buf, 65536, 65536, 0), 65536);
+	CHECK_EQ(iomap_read(fs, ino, back, 4096, 65536 + 4096), 4096);
+	CHECK(back[0] == 'c' && back[4095] == 'c');
+	/* Truncate down and up: the tail is a hole again. */
+	CHECK_EQ(truncate_to(fs, ino, 4096), 0);
+	CHECK_EQ(truncate_to(fs, ino, 1 << 20), 0);
+	CHECK_EQ(iomap_read(fs, ino, back, 4096, 8192), 4096);
+	CHECK(back[0] == 0 && back[4095] == 0);
+	/* ZERO_RANGE turns written blocks back into unwritten ones. */
+	CHECK_EQ(iomap_read(fs, ino, back, 4096, 0), 4096);
+	CHECK(back[0] == 'b' && back[1] == 'a');
+	if (!extents) {
+		/* As ext4: a block map cannot hold unwritten blocks. */
+		CHECK_EQ(iomap_fallocate(fs, ino, FALLOC_FL_ZERO_RANGE, 0,
+					 4096),
+			 -EOPNOTSUPP);
+		goto out;
+	}
+	CHECK_EQ(iomap_fallocate(fs, ino, FALLOC_FL_ZERO_RANGE, 0, 4096), 0);
+	CHECK_EQ(iomap_read(fs, ino, back, 4096, 0), 4096);
+	CHECK(back[0] == 0 && back[4095] == 0);
+out:
+	fs_close(fs);
+	unit_fsck(img);
+}
+
 /* SEEK_DATA/SEEK_HOLE over data, holes and unwritten extents. */
 static void test_seek_and_fallocate(void)
 {
@@ -247,6 +339,38 @@ static void test_seek_and_fallocate(void)
 	ino = make_file(img, "f");
 	fs = unit_open(img, 0);
 	CHECK_EQ(iomap_fallocate(fs, ino, 0, 0, 4096), -EOPNOTSUPP);
+	fs_close(fs);
+	unit_fsck(img);
+}
+
+/*
+ * Punching a block map across indirect and doubly indirect blocks frees
+ * exactly the blocks inside the range (libext2fs 1.47.0 alone does not).
+ */
+static void test_punch_blockmap(void)
+{
+	const char *img = unit_mkfs("punchind.img", "-t ext2 -b 1024", 65536);
+	ext2_ino_t ino = make_file(img, "f");
+	struct fs *fs = unit_open(img, 0);
+	uint64_t size = 2080878, off = 569782, len = 550670, i, bad = 0;
+	struct stat st;
+
+	memset(model, 0x3b, size);
+	CHECK_EQ(iomap_write(fs, ino, model, size, 0, 0), (ssize_t)size);
+	CHECK_EQ(iomap_fallocate(fs, ino,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 off, len),
+		 0);
+	memset(model + off, 0, len);
+	CHECK_EQ(iomap_read(fs, ino, got, size, 0), (ssize_t)size);
+	for (i = 0; i < size; i++)
+		bad += got[i] != model[i];
+	CHECK_EQ(bad, 0);
+	/* 1024-byte blocks: only the blocks wholly inside are freed. */
+	CHECK_EQ(inode_getattr(fs, ino, &st), 0);
+	CHECK(st.st_blocks * 512 <=
+	      size + 1024 - ((off + len) / 1024 - (off + 1023) / 1024) * 1024 +
+		      16 * 1024);
 	fs_close(fs);
 	unit_fsck(img);
 }
@@ -344,6 +468,9 @@ int main(void)
 	test_sparse_alloc("-t ext4 -b 1024", "sparse1.img");
 	test_sparse_alloc("-t ext3", "sparse3.img");
 	test_seek_and_fallocate();
+	test_punch_blockmap();
+	test_map_cache("-t ext4 -b 4096", "mapcache4.img", 1);
+	test_map_cache("-t ext3", "mapcache3.img", 0);
 	test_random("-t ext4 -b 4096", "rand4.img", 1, 1);
 	test_random("-t ext4 -b 1024", "rand4k1.img", 2, 1);
 	test_random("-t ext4 -b 4096", "rand4b.img", 5, 1);
