@@ -282,19 +282,66 @@ static void last_block_quirk(struct fs *fs, int on)
 }
 
 /*
+ * Frees the indirect block *p (covering logical blocks from base, with
+ * children of `span` blocks each) and those below it that point to
+ * nothing any more, looking only at children that meet [start, end].
+ */
+static errcode_t prune_ind(struct fs *fs, blk_t *p, blk64_t span,
+			   blk64_t base, blk64_t start, blk64_t end,
+			   blk64_t *freed)
+{
+	ext2_filsys e2 = fs->e2;
+	blk64_t per = e2->blocksize / sizeof(blk_t), i;
+	int empty = 1, dirty = 0;
+	blk_t *buf;
+	errcode_t err;
+
+	if (*p < e2->super->s_first_data_block ||
+	    *p >= ext2fs_blocks_count(e2->super))
+		return 0; /* e2fsck's business, not ours to free */
+	err = ext2fs_get_mem(e2->blocksize, &buf);
+	if (err)
+		return err;
+	err = ext2fs_read_ind_block(e2, *p, buf);
+	for (i = 0; !err && i < per; i++) {
+		blk64_t child = base + i * span;
+
+		if (buf[i] && span > 1 && child <= end &&
+		    child + span - 1 >= start) {
+			blk_t old = buf[i];
+
+			err = prune_ind(fs, &buf[i], span / per, child, start,
+					end, freed);
+			dirty |= buf[i] != old;
+		}
+		empty &= !buf[i];
+	}
+	if (!err && empty) {
+		ext2fs_block_alloc_stats2(e2, *p, -1);
+		*p = 0;
+		(*freed)++;
+	} else if (!err && dirty) {
+		err = ext2fs_write_ind_block(e2, *p, buf);
+	}
+	ext2fs_free_mem(&buf);
+	return err;
+}
+
+/*
  * libext2fs 1.47.0 punches a bounded range of a block-mapped file wrongly
  * once it involves a doubly indirect block: it frees blocks outside the
- * range and keeps some inside it. So such ranges are punched here a
- * block at a time; indirect blocks left empty stay allocated (valid, and
- * freed by the next truncate past them).
+ * range and keeps some inside it. So such ranges are punched here: data
+ * blocks one at a time, then the indirect blocks left empty.
  */
 static errcode_t punch_blockmap(struct fs *fs, ext2_ino_t ino,
 				struct ext2_inode *inode, blk64_t start,
 				blk64_t end)
 {
 	ext2_filsys e2 = fs->e2;
-	blk64_t lblk, pblk, zero = 0, freed = 0;
+	blk64_t per = e2->blocksize / sizeof(blk_t);
+	blk64_t lblk, pblk, zero = 0, freed = 0, base, span;
 	errcode_t err = 0;
+	int level;
 
 	for (lblk = start; !err && lblk <= end; lblk++) {
 		err = ext2fs_bmap2(e2, ino, inode, NULL, 0, lblk, NULL, &pblk);
@@ -306,8 +353,18 @@ static errcode_t punch_blockmap(struct fs *fs, ext2_ino_t ino,
 			break;
 		ext2fs_block_alloc_stats2(e2, pblk, -1);
 		freed++;
-		if (lblk == ~0ULL)
-			break;
+	}
+	/* i_block[12..14]: single, double, triple indirect. */
+	base = EXT2_NDIR_BLOCKS;
+	span = 1;
+	for (level = 0; !err && level < 3; level++) {
+		blk_t *p = &inode->i_block[EXT2_IND_BLOCK + level];
+		blk64_t covers = span * per;
+
+		if (*p && base <= end && base + covers - 1 >= start)
+			err = prune_ind(fs, p, span, base, start, end, &freed);
+		base += covers;
+		span = covers;
 	}
 	if (freed) {
 		errcode_t err2 = ext2fs_iblk_sub_blocks(e2, inode, freed);

@@ -117,9 +117,15 @@ static int map_blocks(struct fs *fs, ext2_ino_t ino,
 
 	if (map_cache_find(fs, ino, inode, lblk, m))
 		return 0;
+	/*
+	 * Indirect maps cost a lookup per block: look ahead of the request
+	 * only for sequential IO, where the cache saves the next lookups.
+	 */
+	if (map_cache_follows(fs, ino, inode, lblk) && want < 1024)
+		want = 1024;
 	if (inode->i_flags & EXT4_EXTENTS_FL)
 		ret = map_extent(fs, ino, inode, lblk, m);
-	else /* Indirect maps cost a lookup per block: not far ahead. */
+	else
 		ret = map_blockmap(fs, ino, inode, lblk,
 				   want < 1024 ? want : 1024, m);
 	if (!ret)
@@ -249,6 +255,17 @@ int iomap_begin(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 		map->flags |= IOMAP_F_NEW;
 		if (m.count > count)
 			m.count = count;
+		/*
+		 * A block map may have come out in several runs: keep the
+		 * first, give the rest back, so that every block this
+		 * mapping does not cover is still a hole (the next call
+		 * allocates it again and reports it NEW, to be zeroed).
+		 */
+		if (m.count < count)
+			ret = iomap_punch(fs, ino, (lblk + m.count) * bs,
+					  (lblk + count) * bs);
+		if (ret)
+			return ret;
 	}
 	map->type = m.type;
 	map->offset = lblk * bs;
@@ -258,6 +275,13 @@ int iomap_begin(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 	if (m.type == IOMAP_MAPPED || m.type == IOMAP_UNWRITTEN)
 		map->addr = m.pblk * bs;
 	return 0;
+}
+
+int iomap_end(struct fs *fs, ext2_ino_t ino, const struct iomap *map)
+{
+	if (!(map->flags & IOMAP_F_NEW) || !map->length)
+		return 0;
+	return iomap_punch(fs, ino, map->offset, map->offset + map->length);
 }
 
 static int extents_mergeable(const struct ext2fs_extent *a,

@@ -51,6 +51,12 @@ struct iomap {
 int iomap_begin(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 		enum iomap_op op, struct iomap *map);
 /*
+ * A write that failed before using the mapping iomap_begin gave it hands
+ * the blocks back: newly allocated ones are freed, so neither the space
+ * nor whatever the device held there stays in the file.
+ */
+int iomap_end(struct fs *fs, ext2_ino_t ino, const struct iomap *map);
+/*
  * After data reached the device: converts unwritten blocks of the range to
  * written, grows i_size to pos+len, stamps mtime/ctime. On error the
  * range stays unwritten and the size unchanged.
@@ -83,6 +89,9 @@ int iomap_punch(struct fs *fs, ext2_ino_t ino, uint64_t start, uint64_t end);
 int map_cache_find(struct fs *fs, ext2_ino_t ino,
 		   const struct ext2_inode_large *inode, blk64_t lblk,
 		   struct bmap *m);
+/* Does a cached mapping end at lblk (a sequential reader or writer)? */
+int map_cache_follows(struct fs *fs, ext2_ino_t ino,
+		      const struct ext2_inode_large *inode, blk64_t lblk);
 void map_cache_add(struct fs *fs, ext2_ino_t ino,
 		   const struct ext2_inode_large *inode, const struct bmap *m);
 

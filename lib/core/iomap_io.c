@@ -241,8 +241,12 @@ again:
 			n = end - pos;
 		ret = write_segment(fs, &map, (const char *)buf + (pos - start),
 				    pos, n);
-		if (ret)
+		if (ret) {
+			fs_lock(fs);
+			iomap_end(fs, ino, &map);
+			fs_unlock(fs);
 			break;
+		}
 		pos += n;
 	}
 	fs_lock(fs);

@@ -106,6 +106,21 @@ miss:
 	return 0;
 }
 
+int map_cache_follows(struct fs *fs, ext2_ino_t ino,
+		      const struct ext2_inode_large *inode, blk64_t lblk)
+{
+	struct map_cache_inode *c = slot_of(fs, ino);
+	unsigned i;
+
+	if (c->ino != ino || !same_map(c, inode))
+		return 0;
+	for (i = 0; i < c->used; i++)
+		if (c->ring[i].count != ~0ULL &&
+		    c->ring[i].lblk + c->ring[i].count == lblk)
+			return 1;
+	return 0;
+}
+
 void map_cache_add(struct fs *fs, ext2_ino_t ino,
 		   const struct ext2_inode_large *inode, const struct bmap *m)
 {

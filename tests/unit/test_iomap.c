@@ -298,6 +298,40 @@ out:
 	unit_fsck(img);
 }
 
+/*
+ * A write whose data never reaches the device (here: a bad user buffer,
+ * EFAULT from pwrite) gives back the blocks it allocated: no space lost,
+ * and on block-mapped files no block with old contents left in the file.
+ */
+static void test_failed_write(const char *img_args, const char *name)
+{
+	const char *img = unit_mkfs(name, img_args, 65536);
+	ext2_ino_t ino = make_file(img, "f");
+	struct fs *fs = unit_open(img, 0);
+	struct statvfs before, after;
+	struct stat st;
+	blkcnt_t blocks;
+	char buf[8192];
+
+	memset(buf, 'a', sizeof(buf));
+	CHECK_EQ(iomap_write(fs, ino, buf, 4096, 0, 0), 4096);
+	CHECK_EQ(inode_getattr(fs, ino, &st), 0);
+	blocks = st.st_blocks;
+	CHECK_EQ(fs_statfs(fs, &before), 0);
+	CHECK_EQ(iomap_write(fs, ino, (const void *)8, 65536, 1 << 20, 0),
+		 -EFAULT);
+	CHECK_EQ(iomap_write(fs, ino, (const void *)8, 8192, 8192, 0),
+		 -EFAULT);
+	CHECK_EQ(fs_statfs(fs, &after), 0);
+	CHECK_EQ(after.f_bfree, before.f_bfree);
+	CHECK_EQ(file_size(fs, ino), 4096);
+	CHECK_EQ(inode_getattr(fs, ino, &st), 0);
+	CHECK_EQ(st.st_blocks, blocks);
+	CHECK_EQ(iomap_seek(fs, ino, 0, SEEK_HOLE), 4096);
+	fs_close(fs);
+	unit_fsck(img);
+}
+
 /* SEEK_DATA/SEEK_HOLE over data, holes and unwritten extents. */
 static void test_seek_and_fallocate(void)
 {
@@ -469,6 +503,8 @@ int main(void)
 	test_sparse_alloc("-t ext3", "sparse3.img");
 	test_seek_and_fallocate();
 	test_punch_blockmap();
+	test_failed_write("-t ext4 -b 4096", "failed4.img");
+	test_failed_write("-t ext3", "failed3.img");
 	test_map_cache("-t ext4 -b 4096", "mapcache4.img", 1);
 	test_map_cache("-t ext3", "mapcache3.img", 0);
 	test_random("-t ext4 -b 4096", "rand4.img", 1, 1);
