@@ -126,11 +126,12 @@ static int map_block(struct fs *fs, ext2_ino_t ino, struct ext2_inode *inode,
 }
 
 /*
- * Zeroes the bytes from pos to the end of its block, so that growing the
- * file never exposes what an earlier, longer version left there.
+ * Zeroes len bytes at pos, all inside one block, if that block holds
+ * data (holes and unwritten blocks read as zeros already).
  */
-static int zero_tail(struct fs *fs, ext2_ino_t ino,
-		     struct ext2_inode_large *inode, uint64_t pos)
+static int zero_in_block(struct fs *fs, ext2_ino_t ino,
+			 struct ext2_inode_large *inode, uint64_t pos,
+			 unsigned len)
 {
 	ext2_filsys e2 = fs->e2;
 	unsigned in = pos % e2->blocksize;
@@ -139,7 +140,7 @@ static int zero_tail(struct fs *fs, ext2_ino_t ino,
 	char *buf;
 	errcode_t err;
 
-	if (!in)
+	if (!len)
 		return 0;
 	ret = map_block(fs, ino, (struct ext2_inode *)inode,
 			pos / e2->blocksize, &pblk, &rflags);
@@ -150,11 +151,58 @@ static int zero_tail(struct fs *fs, ext2_ino_t ino,
 		return -ENOMEM;
 	err = io_channel_read_blk64(e2->io, pblk, 1, buf);
 	if (!err) {
-		memset(buf + in, 0, e2->blocksize - in);
+		memset(buf + in, 0, len);
 		err = io_channel_write_blk64(e2->io, pblk, 1, buf);
 	}
 	free(buf);
 	return FS_ERR(fs, err, ino);
+}
+
+/*
+ * Zeroes the bytes from pos to the end of its block, so that growing the
+ * file never exposes what an earlier, longer version left there.
+ */
+static int zero_tail(struct fs *fs, ext2_ino_t ino,
+		     struct ext2_inode_large *inode, uint64_t pos)
+{
+	unsigned in = pos % fs->e2->blocksize;
+
+	return in ? zero_in_block(fs, ino, inode, pos,
+				  fs->e2->blocksize - in) :
+		    0;
+}
+
+/*
+ * PUNCH_HOLE|KEEP_SIZE through libext2fs: the blocks wholly inside
+ * [off, end) are freed, the partial ones at either end zeroed.
+ */
+static int legacy_punch(struct fs *fs, ext2_ino_t ino,
+			struct ext2_inode_large *inode, uint64_t off,
+			uint64_t end)
+{
+	uint64_t bs = fs->e2->blocksize;
+	uint64_t first = (off + bs - 1) / bs * bs, last = end / bs * bs;
+	errcode_t err;
+	int ret;
+
+	if (first > last)
+		ret = zero_in_block(fs, ino, inode, off, end - off);
+	else
+		ret = zero_in_block(fs, ino, inode, off, first - off) ?:
+		      zero_in_block(fs, ino, inode, last, end - last);
+	if (ret || first >= last)
+		goto out;
+	err = fsi_punch(fs, ino, (struct ext2_inode *)inode, first / bs,
+			last / bs - 1);
+	if (err)
+		return FS_ERR(fs, err, ino);
+	/* ext2fs_punch wrote the small inode; pick up its result. */
+	ret = fsi_read(fs, ino, inode);
+out:
+	if (ret)
+		return ret;
+	fsi_touch(inode, FSI_TOUCH_MTIME | FSI_TOUCH_CTIME);
+	return fsi_write(fs, ino, inode);
 }
 
 /* ---- blocks, through the libext2fs file layer ---- */
@@ -799,6 +847,17 @@ int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 		ret = -EPERM;
 		goto out;
 	}
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
+		     FALLOC_FL_ZERO_RANGE)) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	/* fallocate is about blocks: as ext4, leave the inode first. */
+	if (inode.i_flags & EXT4_INLINE_DATA_FL) {
+		ret = inline_expand(fs, ino, &inode);
+		if (ret)
+			goto out;
+	}
 	if (file_uses_iomap(fs, &inode)) {
 		fs_unlock(fs);
 		return iomap_fallocate(fs, ino, mode, off, len);
@@ -808,16 +867,14 @@ int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 		ret = -EFBIG;
 		goto out;
 	}
-	/* The legacy path knows only plain preallocation. */
+	if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+		ret = legacy_punch(fs, ino, &inode, off, end);
+		goto out;
+	}
+	/* The legacy path knows plain preallocation and punching only. */
 	if (mode & ~FALLOC_FL_KEEP_SIZE) {
 		ret = -EOPNOTSUPP;
 		goto out;
-	}
-	/* Preallocation is about blocks: as ext4, leave the inode first. */
-	if (inode.i_flags & EXT4_INLINE_DATA_FL) {
-		ret = inline_expand(fs, ino, &inode);
-		if (ret)
-			goto out;
 	}
 	/* As ext4: a block map cannot hold preallocated blocks. */
 	if (!(inode.i_flags & EXT4_EXTENTS_FL)) {

@@ -270,15 +270,48 @@ int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 /*
  * libext2fs 1.47.0 refuses (EXT2_ET_BAD_BLOCK_NUM) to free an extent that
  * ends at the filesystem's last block, after removing it from the tree:
- * the blocks leak. Fixed upstream in 1.47.4. Until then the in-memory
- * block count is raised by one around every call that may free blocks;
- * nothing writes the superblock meanwhile (we hold the fs lock).
+ * the blocks leak. Fixed upstream in 1.47.4. Until then, while the last
+ * block is in use, the in-memory block count is raised by one around
+ * every call that may free blocks. The block bitmap is stretched to match
+ * with the phantom block marked in use, or an allocation inside the call
+ * (an extent split) would search past the bitmap and fail with EINVAL.
+ * Nothing writes the superblock or the bitmap meanwhile (fs lock held).
+ * Returns whether the quirk was applied, to pass to last_block_unquirk.
  */
-static void last_block_quirk(struct fs *fs, int on)
+static __u64 block_bitmap_real_end(ext2_filsys e2)
 {
-	blk64_t n = ext2fs_blocks_count(fs->e2->super);
+	return (__u64)EXT2_BLOCKS_PER_GROUP(e2->super) * e2->group_desc_count -
+	       1 + e2->super->s_first_data_block;
+}
 
-	ext2fs_blocks_count_set(fs->e2->super, on ? n + 1 : n - 1);
+static int last_block_quirk(struct fs *fs)
+{
+	ext2_filsys e2 = fs->e2;
+	blk64_t n = ext2fs_blocks_count(e2->super);
+	__u64 real_end = block_bitmap_real_end(e2);
+
+	if (!e2->block_map || ext2fs_has_feature_bigalloc(e2->super) ||
+	    !ext2fs_test_block_bitmap2(e2->block_map, n - 1) ||
+	    ext2fs_resize_block_bitmap2(n, real_end > n ? real_end : n,
+					e2->block_map))
+		return 0;
+	ext2fs_mark_block_bitmap2(e2->block_map, n);
+	ext2fs_blocks_count_set(e2->super, n + 1);
+	return 1;
+}
+
+static void last_block_unquirk(struct fs *fs, int applied)
+{
+	ext2_filsys e2 = fs->e2;
+	blk64_t n;
+
+	if (!applied)
+		return;
+	n = ext2fs_blocks_count(e2->super) - 1;
+	ext2fs_blocks_count_set(e2->super, n);
+	ext2fs_unmark_block_bitmap2(e2->block_map, n);
+	ext2fs_resize_block_bitmap2(n - 1, block_bitmap_real_end(e2),
+				    e2->block_map);
 }
 
 /*
@@ -381,15 +414,16 @@ errcode_t fsi_punch(struct fs *fs, ext2_ino_t ino, struct ext2_inode *inode,
 		    blk64_t start, blk64_t end)
 {
 	errcode_t err;
+	int quirk;
 
 	map_cache_forget(fs, ino);
-	last_block_quirk(fs, 1);
+	quirk = last_block_quirk(fs);
 	if (!(inode->i_flags & EXT4_EXTENTS_FL) && end != ~0ULL &&
 	    end >= EXT2_NDIR_BLOCKS)
 		err = punch_blockmap(fs, ino, inode, start, end);
 	else
 		err = ext2fs_punch(fs->e2, ino, inode, NULL, start, end);
-	last_block_quirk(fs, 0);
+	last_block_unquirk(fs, quirk);
 	return err;
 }
 
@@ -442,7 +476,7 @@ int fsi_truncate(struct fs *fs, ext2_ino_t ino,
 {
 	ext2_file_t file;
 	errcode_t err, err2;
-	int ret;
+	int ret, quirk;
 
 	if (file_uses_iomap(fs, inode))
 		return iomap_truncate_locked(fs, ino, inode, size);
@@ -453,9 +487,9 @@ int fsi_truncate(struct fs *fs, ext2_ino_t ino,
 	err = ext2fs_file_open2(fs->e2, ino, NULL, EXT2_FILE_WRITE, &file);
 	if (err)
 		return FS_ERR(fs, err, ino);
-	last_block_quirk(fs, 1);
+	quirk = last_block_quirk(fs);
 	err = ext2fs_file_set_size2(file, size);
-	last_block_quirk(fs, 0);
+	last_block_unquirk(fs, quirk);
 	err2 = ext2fs_file_close(file);
 	if (!err)
 		err = err2;

@@ -358,6 +358,7 @@ static void test_blockmap(void)
 	ext2_ino_t ino3 = mkfile(fs, "falloc", 0);
 	struct statvfs before, after;
 	char buf[3000], zero[3000] = { 0 };
+	static char blk[4096], zblk[4096];
 	unsigned i;
 
 	printf("# block-mapped files\n");
@@ -396,6 +397,25 @@ static void test_blockmap(void)
 	CHECK_EQ(file_fallocate(fs, ino3, FALLOC_FL_KEEP_SIZE, 0, 41000),
 		 -EOPNOTSUPP);
 	CHECK_EQ(isize(fs, ino3), 0);
+	/* ... but, as ext4, can have holes punched in it. */
+	memset(blk, 'b', sizeof(blk));
+	for (i = 0; i < 300; i++)
+		CHECK_EQ(file_write(fs, ino3, blk, 4096, i * 4096ULL, 0, &root),
+			 4096);
+	CHECK_EQ(fs_statfs(fs, &before), 0);
+	CHECK_EQ(file_fallocate(fs, ino3, FALLOC_FL_PUNCH_HOLE |
+				FALLOC_FL_KEEP_SIZE, 1000, 1 << 20),
+		 0);
+	CHECK_EQ(fs_statfs(fs, &after), 0);
+	CHECK(after.f_bfree > before.f_bfree);
+	CHECK_EQ(file_read(fs, ino3, blk, 4096, 0), 4096);
+	CHECK(blk[999] == 'b' && !memcmp(blk + 1000, zblk, 3096));
+	CHECK_EQ(file_read(fs, ino3, blk, 4096, (1 << 20) + 1000 - 4096),
+		 4096);
+	CHECK(!memcmp(blk, zblk, 4096));
+	CHECK_EQ(file_read(fs, ino3, blk, 4, (1 << 20) + 1000), 4);
+	CHECK(!memcmp(blk, "bbbb", 4));
+	CHECK_EQ(truncate_to(fs, ino3, 0), 0);
 
 	CHECK_EQ(exercise(fs, ino2, 400 * 1024, 1500, 6), 0);
 	fs_close(fs);
@@ -436,10 +456,20 @@ static void test_extents(void)
 	CHECK_EQ(file_write(fs, ino2, "mid", 3, 100000, 0, &root), 3);
 	CHECK_EQ(file_read(fs, ino2, buf, 8, 99998), 8);
 	CHECK(!memcmp(buf, "\0\0mid\0\0\0", 8));
-	/* Hole punching rides on the iomap engine only. */
+	/* Punching: whole blocks freed, partial ones zeroed, size kept. */
+	CHECK_EQ(file_write(fs, ino2, "xyz", 3, 8190, 0, &root), 3);
 	CHECK_EQ(file_fallocate(fs, ino2, FALLOC_FL_PUNCH_HOLE |
-				FALLOC_FL_KEEP_SIZE, 0, 4096),
-		 unit_iomap == FS_IOMAP_OFF ? -EOPNOTSUPP : 0);
+				FALLOC_FL_KEEP_SIZE, 2, 8190),
+		 0);
+	CHECK_EQ(file_read(fs, ino2, buf, 8, 0), 8);
+	CHECK(!memcmp(buf, "da\0\0\0\0\0\0", 8));
+	CHECK_EQ(file_read(fs, ino2, buf, 4, 8190), 4);
+	CHECK(!memcmp(buf, "\0\0z\0", 4));
+	CHECK_EQ(file_read(fs, ino2, buf, 8, 99998), 8);
+	CHECK(!memcmp(buf, "\0\0mid\0\0\0", 8));
+	CHECK_EQ(isize(fs, ino2), 2 << 20);
+	CHECK_EQ(file_fallocate(fs, ino2, FALLOC_FL_PUNCH_HOLE, 0, 4096),
+		 -EOPNOTSUPP);
 	CHECK_EQ(file_fallocate(fs, ino2, 0, -1, 4096), -EINVAL);
 	CHECK_EQ(file_fallocate(fs, ino2, 0, 0, 0), -EINVAL);
 	CHECK_EQ(file_fallocate(fs, ino2, 0, max, 4096), -EFBIG);

@@ -332,6 +332,47 @@ static void test_failed_write(const char *img_args, const char *name)
 	unit_fsck(img);
 }
 
+/*
+ * A file holding the filesystem's last block (where libext2fs 1.47.0
+ * cannot free an extent by itself): a punch that splits an extent still
+ * works, and truncating frees every block.
+ */
+static void test_last_block(void)
+{
+	const char *img = unit_mkfs("last.img",
+				    "-t ext4 -b 1024 -m 0 -O ^has_journal", 4096);
+	ext2_ino_t small = make_file(img, "small");
+	ext2_ino_t big = make_file(img, "big");
+	struct fs *fs = unit_open(img, 0);
+	struct statvfs empty, sv;
+	static char buf[65536];
+	uint64_t size = 0;
+	ssize_t got;
+
+	CHECK_EQ(fs_statfs(fs, &empty), 0);
+	memset(buf, 's', sizeof(buf));
+	CHECK_EQ(iomap_write(fs, small, buf, 16384, 0, 0), 16384);
+	memset(buf, 'b', sizeof(buf));
+	while ((got = iomap_write(fs, big, buf, sizeof(buf), size, 0)) > 0)
+		size += got;
+	CHECK_EQ(got, -ENOSPC);
+	CHECK_EQ(fs_statfs(fs, &sv), 0);
+	CHECK_EQ(sv.f_bfree, 0);
+	CHECK_EQ(truncate_to(fs, small, 0), 0);
+	CHECK_EQ(iomap_fallocate(fs, big,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 5120, 1024),
+		 0);
+	CHECK_EQ(iomap_read(fs, big, buf, 3072, 4096), 3072);
+	CHECK(buf[1023] == 'b' && buf[1024] == 0 && buf[2047] == 0 &&
+	      buf[2048] == 'b');
+	CHECK_EQ(truncate_to(fs, big, 0), 0);
+	CHECK_EQ(fs_statfs(fs, &sv), 0);
+	CHECK_EQ(sv.f_bfree, empty.f_bfree);
+	fs_close(fs);
+	unit_fsck(img);
+}
+
 /* SEEK_DATA/SEEK_HOLE over data, holes and unwritten extents. */
 static void test_seek_and_fallocate(void)
 {
@@ -503,6 +544,7 @@ int main(void)
 	test_sparse_alloc("-t ext3", "sparse3.img");
 	test_seek_and_fallocate();
 	test_punch_blockmap();
+	test_last_block();
 	test_failed_write("-t ext4 -b 4096", "failed4.img");
 	test_failed_write("-t ext3", "failed3.img");
 	test_map_cache("-t ext4 -b 4096", "mapcache4.img", 1);
