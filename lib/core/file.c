@@ -863,6 +863,12 @@ int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 		return iomap_fallocate(fs, ino, mode, off, len);
 	}
 	end = (uint64_t)off + (uint64_t)len;
+	/* As ext4: a block map can have holes punched, nothing else. */
+	if (!(inode.i_flags & EXT4_EXTENTS_FL) &&
+	    !(mode & FALLOC_FL_PUNCH_HOLE)) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 	if (end > file_max_size(fs, &inode)) {
 		ret = -EFBIG;
 		goto out;
@@ -871,15 +877,16 @@ int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 		ret = legacy_punch(fs, ino, &inode, off, end);
 		goto out;
 	}
-	/* The legacy path knows plain preallocation and punching only. */
-	if (mode & ~FALLOC_FL_KEEP_SIZE) {
-		ret = -EOPNOTSUPP;
+	if (mode & FALLOC_FL_PUNCH_HOLE) {
+		ret = -EOPNOTSUPP; /* punching needs KEEP_SIZE, alone */
 		goto out;
 	}
-	/* As ext4: a block map cannot hold preallocated blocks. */
-	if (!(inode.i_flags & EXT4_EXTENTS_FL)) {
-		ret = -EOPNOTSUPP;
-		goto out;
+	/* Zeroing: punched, then preallocated again as unwritten. */
+	if (mode & FALLOC_FL_ZERO_RANGE) {
+		ret = legacy_punch(fs, ino, &inode, off, end);
+		if (ret)
+			goto out;
+		touch |= FSI_TOUCH_MTIME;
 	}
 	isize = EXT2_I_SIZE(&inode);
 	first = off / e2->blocksize;

@@ -79,7 +79,65 @@ out:
 	return ret;
 }
 
-/* Block-mapped files: merge physically contiguous blocks, up to limit. */
+/*
+ * A hole in a block map at lblk: how many blocks from lblk on are surely
+ * a hole too, judging by the missing indirect block (or the run of zero
+ * pointers) that makes lblk one. At least 1. Lets SEEK_DATA cross a
+ * terabyte of hole in a few lookups instead of one per block.
+ */
+static blk64_t blockmap_hole_span(struct fs *fs,
+				  const struct ext2_inode_large *inode,
+				  blk64_t lblk)
+{
+	ext2_filsys e2 = fs->e2;
+	blk64_t per = e2->blocksize / sizeof(blk_t);
+	blk64_t base = EXT2_NDIR_BLOCKS, span = per, n = 1;
+	blk_t b, *buf = NULL;
+	int level;
+
+	if (lblk < EXT2_NDIR_BLOCKS)
+		return 1;
+	for (level = 0; level < 3 && lblk >= base + span; level++) {
+		base += span;
+		span *= per;
+	}
+	if (level == 3)
+		return 1;
+	b = inode->i_block[EXT2_IND_BLOCK + level];
+	if (ext2fs_get_mem(e2->blocksize, &buf))
+		return 1;
+	for (;;) {
+		blk64_t child = span / per, i;
+
+		if (!b) {
+			n = base + span - lblk;
+			break;
+		}
+		if (b < e2->super->s_first_data_block ||
+		    b >= ext2fs_blocks_count(e2->super) ||
+		    ext2fs_read_ind_block(e2, b, buf))
+			break; /* the lookup proper reports it */
+		i = (lblk - base) / child;
+		if (child == 1) {
+			/* A leaf: count the zero pointers from lblk on. */
+			for (n = 0; i + n < per && !buf[i + n]; n++)
+				;
+			if (!n)
+				n = 1;
+			break;
+		}
+		base += i * child;
+		span = child;
+		b = buf[i];
+	}
+	ext2fs_free_mem(&buf);
+	return n;
+}
+
+/*
+ * Block-mapped files: merge physically contiguous blocks, up to limit; a
+ * hole is reported as far as it surely goes.
+ */
 static int map_blockmap(struct fs *fs, ext2_ino_t ino,
 			struct ext2_inode_large *inode, blk64_t lblk,
 			blk64_t limit, struct bmap *m)
@@ -95,11 +153,15 @@ static int map_blockmap(struct fs *fs, ext2_ino_t ino,
 				   NULL, 0, next, NULL, &pblk);
 		if (err)
 			return FS_ERR(fs, err, ino);
+		if (next == lblk && !pblk) {
+			m->type = IOMAP_HOLE;
+			m->count = blockmap_hole_span(fs, inode, lblk);
+			return 0;
+		}
 		if (next == lblk) {
-			m->type = pblk ? IOMAP_MAPPED : IOMAP_HOLE;
+			m->type = IOMAP_MAPPED;
 			m->pblk = pblk;
-		} else if ((m->type == IOMAP_HOLE) != !pblk ||
-			   (pblk && pblk != m->pblk + m->count)) {
+		} else if (pblk != m->pblk + m->count) {
 			break;
 		}
 		m->count++;

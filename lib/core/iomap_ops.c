@@ -175,11 +175,7 @@ off_t iomap_seek(struct fs *fs, ext2_ino_t ino, off_t off, int whence)
 		ret = -ENXIO;
 		goto out;
 	}
-	/* Inline and legacy files: all data up to EOF. */
-	if (!file_uses_iomap(fs, &inode)) {
-		ret = whence == SEEK_DATA ? (off_t)pos : (off_t)size;
-		goto out;
-	}
+	/* Reporting reads the block map only: legacy files too. */
 	while (pos < size) {
 		int data;
 
@@ -188,7 +184,7 @@ off_t iomap_seek(struct fs *fs, ext2_ino_t ino, off_t off, int whence)
 		if (ret)
 			goto out;
 		/* Unwritten extents read as zeros: holes, as ext4 says. */
-		data = map.type == IOMAP_MAPPED;
+		data = map.type == IOMAP_MAPPED || map.type == IOMAP_INLINE;
 		if (data == (whence == SEEK_DATA)) {
 			ret = pos;
 			goto out;
