@@ -1,6 +1,6 @@
 /*
  * The block cache's data structure: hash table, CLOCK queue, pinned list,
- * dirty and pinned counts. See blkcache.h.
+ * dirty and pinned counts, spare entries for reuse. See blkcache.h.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -61,6 +61,9 @@ int bc_init(struct blkcache *bc, size_t blksize, size_t expect)
 	bc->nr = 0;
 	bc->nr_dirty = 0;
 	bc->nr_pinned = 0;
+	bc->spare = NULL;
+	bc->nr_spare = 0;
+	bc->keep = 0;
 	return 0;
 }
 
@@ -77,6 +80,17 @@ static void free_list(struct bc_link *head)
 	link_init(head);
 }
 
+static void trim_spares(struct blkcache *bc, size_t keep)
+{
+	while (bc->spare && bc->nr + bc->nr_spare > keep) {
+		struct bc_entry *e = bc->spare;
+
+		bc->spare = e->hnext;
+		bc->nr_spare--;
+		free(e);
+	}
+}
+
 void bc_destroy(struct blkcache *bc)
 {
 	free_list(&bc->clock);
@@ -86,6 +100,7 @@ void bc_destroy(struct blkcache *bc)
 	bc->nr = 0;
 	bc->nr_dirty = 0;
 	bc->nr_pinned = 0;
+	trim_spares(bc, 0);
 }
 
 int bc_reset(struct blkcache *bc, size_t blksize, size_t expect)
@@ -144,12 +159,34 @@ struct bc_entry *bc_alloc(struct blkcache *bc, unsigned long long blk)
 {
 	struct bc_entry *e;
 
-	if (posix_memalign((void **)&e, 64, sizeof(*e) + bc->blksize))
+	if (bc->spare) {
+		e = bc->spare;
+		bc->spare = e->hnext;
+		bc->nr_spare--;
+	} else if (posix_memalign((void **)&e, 64, sizeof(*e) + bc->blksize)) {
 		return NULL;
+	}
 	e->hnext = NULL;
 	e->blk = blk;
 	e->flags = 0;
 	return e;
+}
+
+void bc_free(struct blkcache *bc, struct bc_entry *e)
+{
+	if (bc->nr + bc->nr_spare >= bc->keep) {
+		free(e);
+		return;
+	}
+	e->hnext = bc->spare;
+	bc->spare = e;
+	bc->nr_spare++;
+}
+
+void bc_set_keep(struct blkcache *bc, size_t keep)
+{
+	bc->keep = keep;
+	trim_spares(bc, keep);
 }
 
 void bc_insert(struct blkcache *bc, struct bc_entry *e)
@@ -178,7 +215,7 @@ void bc_delete(struct blkcache *bc, struct bc_entry *e)
 	if (e->flags & BC_PINNED)
 		bc->nr_pinned--;
 	bc->nr--;
-	free(e);
+	bc_free(bc, e);
 }
 
 void bc_set_dirty(struct blkcache *bc, struct bc_entry *e)
@@ -232,7 +269,7 @@ struct bc_entry *bc_victim(struct blkcache *bc, unsigned skip)
 
 		if (e->flags & BC_REF) {
 			e->flags &= ~BC_REF;
-			/* The last entry is behind the hand already: look again. */
+			/* The last entry is behind the hand already: again. */
 			if (next == &bc->clock)
 				continue;
 			link_del(l);

@@ -1,8 +1,9 @@
 /*
  * The block cache's data structure: fixed-size blocks keyed by block number
- * in a hash table, a CLOCK (second chance) queue for eviction and a list of
- * pinned blocks that eviction never sees. No IO and no locking here: the
- * io_manager in cache_io.c does both.
+ * in a hash table, a CLOCK (second chance) queue for eviction, a list of
+ * pinned blocks that eviction never sees and a stack of spare entries
+ * that new blocks reuse. No IO and no locking here: the io_manager
+ * (cache_io*.c) does both.
  */
 #ifndef SUPPORT_BLKCACHE_H
 #define SUPPORT_BLKCACHE_H
@@ -36,6 +37,9 @@ struct blkcache {
 	size_t nr;                /* entries, pinned ones included */
 	size_t nr_dirty;
 	size_t nr_pinned;
+	struct bc_entry *spare;   /* freed entries kept for reuse, by hnext */
+	size_t nr_spare;
+	size_t keep;              /* see bc_set_keep */
 };
 
 /* A growable array of entry pointers, reused between calls. */
@@ -44,9 +48,9 @@ struct bc_vec {
 	size_t n, cap;
 };
 
-/* Sets up an empty cache of blksize blocks; -ENOMEM on failure. */
+/* Sets up an empty cache of blksize blocks, keeping no spares. */
 int bc_init(struct blkcache *bc, size_t blksize, size_t expect);
-/* Frees every entry (dirty ones too) and the hash table. */
+/* Frees every entry (dirty ones and spares too) and the hash table. */
 void bc_destroy(struct blkcache *bc);
 /* Empties the cache for blocks of a new size; -ENOMEM leaves it as is. */
 int bc_reset(struct blkcache *bc, size_t blksize, size_t expect);
@@ -56,9 +60,20 @@ int bc_rehash(struct blkcache *bc, size_t expect);
 struct bc_entry *bc_lookup(struct blkcache *bc, unsigned long long blk);
 /* A new clean entry for blk, not yet in the cache; NULL on ENOMEM. */
 struct bc_entry *bc_alloc(struct blkcache *bc, unsigned long long blk);
+/* Gives back an entry from bc_alloc that never went into the cache. */
+void bc_free(struct blkcache *bc, struct bc_entry *e);
+/*
+ * Entries leaving the cache are kept as spares for bc_alloc while the
+ * cache and its spares hold at most `keep` entries (the budget in
+ * blocks), and freed beyond that; spares over the new limit go at once.
+ * Reused entries stay where they were first allocated, so the cache's
+ * memory stays within `keep` entries whichever threads (and so malloc
+ * arenas) allocate and free them.
+ */
+void bc_set_keep(struct blkcache *bc, size_t keep);
 /* Adds e (not present) behind the clock hand, unreferenced. */
 void bc_insert(struct blkcache *bc, struct bc_entry *e);
-/* Takes e out of the cache and frees it. */
+/* Takes e out of the cache and frees it (or keeps it as a spare). */
 void bc_delete(struct blkcache *bc, struct bc_entry *e);
 
 void bc_set_dirty(struct blkcache *bc, struct bc_entry *e);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "support/cache_io.h"
+#include "support/cache_io_internal.h"
 #include "support/fault_io.h"
 
 #define FAULT_MAGIC 0x46494f31u /* "FIO1" */
@@ -55,33 +55,25 @@ static int dev_hook(void *arg, int write, unsigned long long offset,
 static errcode_t fio_open(const char *name, int flags, io_channel *chp)
 {
 	io_manager m = backing ? backing : cache_io_manager;
-	io_channel ch, inner = NULL;
+	io_channel ch = NULL, inner = NULL;
 	struct fault *f;
 	errcode_t err;
 
 	err = m->open(name, flags, &inner);
 	if (err)
 		return err;
-	ch = calloc(1, sizeof(*ch));
 	f = calloc(1, sizeof(*f));
-	if (ch)
-		ch->name = strdup(name);
-	if (!ch || !f || !ch->name) {
-		if (ch)
-			free(ch->name);
-		free(ch);
+	if (f)
+		ch = cio_chan_new(fault_io_manager, name, f);
+	if (!ch) {
 		free(f);
 		io_channel_close(inner);
 		return EXT2_ET_NO_MEMORY;
 	}
 	f->magic = FAULT_MAGIC;
 	f->inner = inner;
-	ch->magic = EXT2_ET_MAGIC_IO_CHANNEL;
-	ch->manager = fault_io_manager;
 	ch->block_size = inner->block_size;
-	ch->refcount = 1;
 	ch->flags = inner->flags;
-	ch->private_data = f;
 	*chp = ch;
 	return 0;
 }
@@ -97,9 +89,7 @@ static errcode_t fio_close(io_channel ch)
 	err = io_channel_close(f->inner);
 	f->magic = 0;
 	free(f);
-	free(ch->name);
-	ch->magic = 0;
-	free(ch);
+	cio_chan_free(ch);
 	return err;
 }
 
@@ -123,19 +113,9 @@ static errcode_t fio_read_blk64(io_channel ch, unsigned long long blk,
 		err = EIO;
 	else
 		err = io_channel_read_blk64(f->inner, blk, count, buf);
-	if (err && ch->read_error) {
-		size_t len = count < 0 ? (size_t)-(long long)count :
-					 (size_t)count * ch->block_size;
-
-		err = ch->read_error(ch, blk, count, buf, len, 0, err);
-	}
+	if (err)
+		err = cio_chan_read_error(ch, blk, count, buf, err);
 	return err;
-}
-
-static errcode_t fio_read_blk(io_channel ch, unsigned long blk, int count,
-			      void *buf)
-{
-	return fio_read_blk64(ch, blk, count, buf);
 }
 
 static errcode_t fio_write_blk64(io_channel ch, unsigned long long blk,
@@ -148,19 +128,9 @@ static errcode_t fio_write_blk64(io_channel ch, unsigned long long blk,
 		err = EIO;
 	else
 		err = io_channel_write_blk64(f->inner, blk, count, buf);
-	if (err && ch->write_error) {
-		size_t len = count < 0 ? (size_t)-(long long)count :
-					 (size_t)count * ch->block_size;
-
-		err = ch->write_error(ch, blk, count, buf, len, 0, err);
-	}
+	if (err)
+		err = cio_chan_write_error(ch, blk, count, buf, err);
 	return err;
-}
-
-static errcode_t fio_write_blk(io_channel ch, unsigned long blk, int count,
-			       const void *buf)
-{
-	return fio_write_blk64(ch, blk, count, buf);
 }
 
 static errcode_t fio_write_byte(io_channel ch, unsigned long offset,
@@ -247,8 +217,8 @@ static struct struct_io_manager fault_io_ops = {
 	.open = fio_open,
 	.close = fio_close,
 	.set_blksize = fio_set_blksize,
-	.read_blk = fio_read_blk,
-	.write_blk = fio_write_blk,
+	.read_blk = cio_chan_read_blk,
+	.write_blk = cio_chan_write_blk,
 	.flush = fio_flush,
 	.write_byte = fio_write_byte,
 	.set_option = fio_set_option,
