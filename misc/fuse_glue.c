@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +315,27 @@ int glue_parse_args(struct glue *g, struct fuse_args *args,
 	return 0;
 }
 
+/*
+ * Every handle handed out and not yet released. The RELEASE of a file
+ * closed just before the unmount goes out in the background and is
+ * dropped with the connection, so what is left here when the loop ends
+ * is freed then.
+ */
+struct glue_handle {
+	struct glue_handle *prev, *next;
+	struct glue_file file;
+};
+
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct glue_handle handles = { &handles, &handles, { 0 } };
+
+/* After the loop: the handles whose RELEASE never came. */
+static void free_unreleased(void)
+{
+	while (handles.next != &handles)
+		glue_file_free((uintptr_t)&handles.next->file);
+}
+
 int glue_run(struct glue *g, struct fuse_session *se, struct fuse *f)
 {
 	struct fuse_loop_config *lc;
@@ -361,6 +384,7 @@ int glue_run(struct glue *g, struct fuse_session *se, struct fuse *f)
 	}
 	/* A signal ending the loop is a normal way to stop. */
 	status = ret < 0 ? 1 : 0;
+	free_unreleased();
 	glue_stats_stop(g);
 	if (g->cmd.debug)
 		glue_stats_print(g, stderr);
@@ -569,18 +593,32 @@ void glue_cred(const struct glue *g, fuse_req_t req, uid_t uid, gid_t gid,
 	cred->priv = req;
 }
 
+static struct glue_handle *handle_of(struct glue_file *gf)
+{
+	return (struct glue_handle *)((char *)gf -
+				      offsetof(struct glue_handle, file));
+}
+
 uint64_t glue_file_new(ext2_ino_t ino, int flags, unsigned opts)
 {
-	struct glue_file *gf = malloc(sizeof(*gf));
+	struct glue_handle *h = malloc(sizeof(*h));
+	struct glue_file *gf;
 
-	if (!gf)
+	if (!h)
 		return 0;
+	gf = &h->file;
 	gf->magic = GLUE_FILE_MAGIC;
 	gf->ino = ino;
 	gf->flags = flags;
 	gf->opts = opts;
 	gf->path = NULL;
 	gf->wb_error = 0;
+	pthread_mutex_lock(&handles_lock);
+	h->next = handles.next;
+	h->prev = &handles;
+	h->next->prev = h;
+	handles.next = h;
+	pthread_mutex_unlock(&handles_lock);
 	return (uintptr_t)gf;
 }
 
@@ -596,12 +634,18 @@ struct glue_file *glue_file_get(uint64_t fh)
 void glue_file_free(uint64_t fh)
 {
 	struct glue_file *gf = glue_file_get(fh);
+	struct glue_handle *h;
 
 	if (!gf)
 		return;
+	h = handle_of(gf);
+	pthread_mutex_lock(&handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&handles_lock);
 	gf->magic = 0;
 	free(gf->path);
-	free(gf);
+	free(h);
 }
 
 int glue_open_opts(struct glue *g, ext2_ino_t ino, int flags,
