@@ -179,17 +179,18 @@ static int map_blocks(struct fs *fs, ext2_ino_t ino,
 
 	if (map_cache_find(fs, ino, inode, lblk, m))
 		return 0;
-	/*
-	 * Indirect maps cost a lookup per block: look ahead of the request
-	 * only for sequential IO, where the cache saves the next lookups.
-	 */
-	if (map_cache_follows(fs, ino, inode, lblk) && want < 1024)
-		want = 1024;
-	if (inode->i_flags & EXT4_EXTENTS_FL)
+	if (inode->i_flags & EXT4_EXTENTS_FL) {
 		ret = map_extent(fs, ino, inode, lblk, m);
-	else
-		ret = map_blockmap(fs, ino, inode, lblk,
-				   want < 1024 ? want : 1024, m);
+	} else {
+		/*
+		 * Indirect maps cost a lookup per block: look ahead of the
+		 * request only for sequential IO, where the cache saves the
+		 * next lookups.
+		 */
+		if (want > 1024 || map_cache_follows(fs, ino, inode, lblk))
+			want = 1024;
+		ret = map_blockmap(fs, ino, inode, lblk, want, m);
+	}
 	if (!ret)
 		map_cache_add(fs, ino, inode, m);
 	return ret;
