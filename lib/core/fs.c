@@ -13,6 +13,7 @@
 
 #include "core/fs_internal.h"
 #include "support/cache_io.h"
+#include "support/crc32c.h"
 
 /* A one-line reason for a failed ext2fs_open2, for the command line. */
 static const char *open_error_msg(errcode_t err)
@@ -189,6 +190,9 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	 * file data straight to the image fd, which it shares with the cache.
 	 */
 	cache_io_install_free_hook(fs->e2);
+	if (fs->debug && ext2fs_has_feature_metadata_csum(fs->e2->super))
+		fprintf(stderr, "%s: metadata checksums by crc32c %s\n",
+			fs->device, crc32c_impl());
 	fs->data_fd = cache_io_get_fd(fs->e2->io);
 	ret = map_cache_init(fs);
 	if (!ret)
