@@ -196,6 +196,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	fs->data_fd = cache_io_get_fd(fs->e2->io);
 	ret = map_cache_init(fs);
 	if (!ret)
+		ret = itable_ra_init(fs);
+	if (!ret)
 		ret = iref_init(fs);
 	if (ret)
 		goto fail;
@@ -217,6 +219,7 @@ fail:
 		ext2fs_close_free(&fs->e2);
 	iref_fini(fs);
 	map_cache_fini(fs);
+	itable_ra_fini(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);
 	free(fs);
@@ -244,6 +247,7 @@ int fs_close(struct fs *fs)
 	if (err)
 		ret = -EIO;
 	map_cache_fini(fs);
+	itable_ra_fini(fs);
 	fs_unlock(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);

@@ -38,6 +38,8 @@ struct fs {
 	int iomap_hardlinks;     /* iomap also for files with several links */
 	void (*attr_hook)(void *arg, ext2_ino_t ino);
 	void *attr_hook_arg;
+	unsigned char *itable_ra;  /* inode-table windows read ahead (bits) */
+	unsigned itable_ra_windows; /* windows per group */
 };
 
 static inline void fs_lock(struct fs *fs)
@@ -67,6 +69,13 @@ int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
 void fs_notify_attr(struct fs *fs, ext2_ino_t ino);
 /* -EROFS if the filesystem cannot be written now, else 0. */
 int fs_writable(struct fs *fs);
+
+/* ---- itable_ra.c: read-ahead of inode tables ---- */
+
+int itable_ra_init(struct fs *fs);
+void itable_ra_fini(struct fs *fs);
+/* Before inode ino is read: the first read of its window asks for all. */
+void itable_ra_touch(struct fs *fs, ext2_ino_t ino);
 
 /* ---- inode_disk.c: the on-disk inode ---- */
 

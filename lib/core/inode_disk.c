@@ -25,6 +25,7 @@ int fsi_read(struct fs *fs, ext2_ino_t ino, struct ext2_inode_large *inode)
 	if (!ino_in_range(fs, ino))
 		return -ESTALE;
 	memset(inode, 0, sizeof(*inode));
+	itable_ra_touch(fs, ino);
 	err = ext2fs_read_inode_full(fs->e2, ino, (struct ext2_inode *)inode,
 				     sizeof(*inode));
 	if (err)

@@ -325,6 +325,9 @@ static errcode_t cio_cache_readahead(io_channel ch, unsigned long long blk,
 	if (blk_range(c, blk, count, &off, &len))
 		return EINVAL;
 	posix_fadvise(c->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	pthread_mutex_lock(&c->lock);
+	c->st.readahead_blocks += count;
+	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
@@ -517,6 +520,7 @@ void cache_io_print_stats(io_channel ch, FILE *f)
 	P(writeback_runs);
 	P(bypass_reads);
 	P(bypass_writes);
+	P(readahead_blocks);
 	P(bytes_read);
 	P(bytes_written);
 	P(fsyncs);

@@ -153,6 +153,7 @@ struct cache_io_stats {
 	unsigned long long writeback_runs; /* pwritev calls doing that */
 	unsigned long long bypass_reads;   /* reads too large to cache */
 	unsigned long long bypass_writes;
+	unsigned long long readahead_blocks; /* asked for by cache_readahead */
 	unsigned long long bytes_read;     /* from the fd, by the cache */
 	unsigned long long bytes_written;
 	unsigned long long fsyncs;
