@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fs_internal.h"
+#include "core/iomap.h"
 
 /* Where the entries after "." and ".." start in a directory's first block. */
 #define DOTS_END (EXT2_DIR_REC_LEN(1) + EXT2_DIR_REC_LEN(2))
@@ -177,25 +177,21 @@ static int read_lblk(struct fs *fs, ext2_ino_t dir,
 		     struct ext2_inode_large *inode, blk64_t lblk, char *buf,
 		     blk64_t *pblkp)
 {
-	ext2_filsys e2 = fs->e2;
-	blk64_t pblk = 0;
+	struct bmap m;
 	errcode_t err;
-	int flags = 0;
+	int ret;
 
-	err = ext2fs_bmap2(e2, dir, (struct ext2_inode *)inode, NULL, 0, lblk,
-			   &flags, &pblk);
-	if (err)
-		return FS_ERR(fs, err, dir);
-	if (!pblk || (flags & BMAP_RET_UNINIT))
+	/* The mapping cache spares an extent-tree walk per block read. */
+	ret = iomap_map_blocks(fs, dir, inode, lblk, 1, &m);
+	if (ret)
+		return ret;
+	if (m.type != IOMAP_MAPPED)
 		return 1;
-	if (pblk < e2->super->s_first_data_block ||
-	    pblk >= ext2fs_blocks_count(e2->super))
-		return FS_CORRUPT(fs, dir, "directory block out of range");
-	err = ext2fs_read_dir_block4(e2, pblk, buf, 0, dir);
+	err = ext2fs_read_dir_block4(fs->e2, m.pblk, buf, 0, dir);
 	if (err)
 		return FS_ERR(fs, err, dir);
 	if (pblkp)
-		*pblkp = pblk;
+		*pblkp = m.pblk;
 	return 0;
 }
 

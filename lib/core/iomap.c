@@ -171,9 +171,9 @@ static int map_blockmap(struct fs *fs, ext2_ino_t ino,
 	return 0;
 }
 
-static int map_blocks(struct fs *fs, ext2_ino_t ino,
-		      struct ext2_inode_large *inode, blk64_t lblk,
-		      blk64_t want, struct bmap *m)
+int iomap_map_blocks(struct fs *fs, ext2_ino_t ino,
+		     struct ext2_inode_large *inode, blk64_t lblk,
+		     blk64_t want, struct bmap *m)
 {
 	int ret;
 
@@ -301,7 +301,7 @@ int iomap_begin(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 	}
 	if (op == IOMAP_OP_WRITE && pos + len > file_max_size(fs, &inode))
 		return -EFBIG;
-	ret = map_blocks(fs, ino, &inode, lblk, want, &m);
+	ret = iomap_map_blocks(fs, ino, &inode, lblk, want, &m);
 	if (ret)
 		return ret;
 	if (op == IOMAP_OP_WRITE && m.type == IOMAP_HOLE) {
@@ -311,7 +311,7 @@ int iomap_begin(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
 		if (ret && ret != -ENOSPC)
 			return ret;
 		/* On ENOSPC, use whatever part did get allocated. */
-		ret = map_blocks(fs, ino, &inode, lblk, count, &m) ?: ret;
+		ret = iomap_map_blocks(fs, ino, &inode, lblk, count, &m) ?: ret;
 		if (m.type == IOMAP_HOLE)
 			return ret ? ret : -ENOSPC;
 		ret = 0;

@@ -42,6 +42,16 @@ struct iomap {
 };
 
 /*
+ * The mapping at lblk in blocks, through the mapping cache: the extent
+ * (or run of a block map) containing it, or the hole there. inode is the
+ * current on-disk inode. Also maps directory blocks. Returns 0 or -errno
+ * (-EFSCORRUPTED for blocks outside the filesystem).
+ */
+int iomap_map_blocks(struct fs *fs, ext2_ino_t ino,
+		     struct ext2_inode_large *inode, blk64_t lblk,
+		     blk64_t want, struct bmap *m);
+
+/*
  * The mapping of the extent containing pos (may be shorter or longer than
  * len). For IOMAP_OP_WRITE a hole is allocated first (unwritten extents on
  * extent-mapped files, zero-pending blocks on block-mapped ones) and

@@ -154,6 +154,12 @@ static int add_entry(struct fs *fs, ext2_ino_t dir, const char *name,
 		}
 		err = ext2fs_link(fs->e2, dir, name, ino, ftype);
 	}
+	/*
+	 * Blocks added by libext2fs change i_blocks, which the mapping
+	 * cache checks; growing is rare enough to also say so outright.
+	 */
+	if (tries)
+		map_cache_forget(fs, dir);
 	if (err == EXT2_ET_DIR_NO_SPACE)
 		return -ENOSPC;
 	return FS_ERR(fs, err, dir);
