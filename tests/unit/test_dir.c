@@ -13,127 +13,9 @@
 #include "unit.h"
 #include "core/fs_internal.h"
 
-#define MAXN 40000
-
 static struct fs_cred cred;
 
-struct lister {
-	int budget;      /* entries accepted per dir_read call */
-	int taken;
-	off_t next;
-	int seen[MAXN];
-	int dot, dotdot, other, dup, calls;
-	int want_attrs, bad_attr, bad_order, bad_dtype;
-	const char *prefix;
-};
-
-/* Names are "<prefix><number>"; anything else counts as `other`. */
-static int fill(void *ctx, const char *name, size_t namelen, ext2_ino_t ino,
-		unsigned dtype, const struct stat *st, off_t next)
-{
-	struct lister *l = ctx;
-	size_t plen = strlen(l->prefix);
-	char buf[300];
-
-	if (l->taken == l->budget)
-		return 1;
-	if (next <= l->next)
-		l->bad_order++;
-	l->taken++;
-	l->next = next;
-	memcpy(buf, name, namelen);
-	buf[namelen] = '\0';
-	if (l->want_attrs &&
-	    (!st || st->st_ino != ino || IFTODT(st->st_mode) != dtype))
-		l->bad_attr++;
-	if (!l->want_attrs &&
-	    dtype != (buf[0] == '.' && namelen <= 2 ? DT_DIR : DT_REG))
-		l->bad_dtype++;
-	if (!strcmp(buf, ".")) {
-		l->dot++;
-	} else if (!strcmp(buf, "..")) {
-		l->dotdot++;
-	} else if (namelen > plen && !memcmp(buf, l->prefix, plen)) {
-		int n = atoi(buf + plen);
-
-		if (n >= 0 && n < MAXN) {
-			if (l->seen[n])
-				l->dup++;
-			l->seen[n]++;
-		} else {
-			l->other++;
-		}
-	} else {
-		l->other++;
-	}
-	return 0;
-}
-
-static void lister_init(struct lister *l, const char *prefix, int budget,
-			int want_attrs)
-{
-	memset(l, 0, sizeof(*l));
-	l->prefix = prefix;
-	l->budget = budget;
-	l->want_attrs = want_attrs;
-}
-
-/* One dir_read call; returns how many entries it gave, or -errno. */
-static int list_step(struct fs *fs, ext2_ino_t dir, struct lister *l)
-{
-	int ret;
-
-	l->taken = 0;
-	ret = dir_read(fs, dir, l->next, l->want_attrs, fill, l);
-	l->calls++;
-	return ret < 0 ? ret : l->taken;
-}
-
-static int list_rest(struct fs *fs, ext2_ino_t dir, struct lister *l)
-{
-	int ret;
-
-	while ((ret = list_step(fs, dir, l)) > 0)
-		if (l->calls > 100000)
-			return -ELOOP;
-	return ret;
-}
-
-static int count_seen(const struct lister *l, int from, int to, int times)
-{
-	int i, n = 0;
-
-	for (i = from; i < to; i++)
-		n += l->seen[i] == times;
-	return n;
-}
-
-static ext2_ino_t mkd(struct fs *fs, ext2_ino_t dir, const char *name)
-{
-	struct stat st;
-
-	if (namei_mkdir(fs, dir, name, 0755, &cred, &st))
-		return 0;
-	return st.st_ino;
-}
-
-static int mkf(struct fs *fs, ext2_ino_t dir, const char *prefix, int i)
-{
-	char name[300];
-
-	snprintf(name, sizeof(name), "%s%d", prefix, i);
-	return namei_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, NULL);
-}
-
-static int rmf(struct fs *fs, ext2_ino_t dir, const char *prefix, int i)
-{
-	char name[300];
-
-	snprintf(name, sizeof(name), "%s%d", prefix, i);
-	return namei_unlink(fs, dir, name);
-}
-
-static struct lister L;
+static struct unit_lister L;
 
 static __u32 inode_flags(struct fs *fs, ext2_ino_t ino)
 {
@@ -151,18 +33,18 @@ static __u32 inode_flags(struct fs *fs, ext2_ino_t ino)
 static void test_big_listing(struct fs *fs)
 {
 	const char *p = "entry_with_a_longish_name_";
-	ext2_ino_t d = mkd(fs, EXT2_ROOT_INO, "big");
+	ext2_ino_t d = unit_mkd(fs, EXT2_ROOT_INO, "big");
 	int i, bad = 0, ret;
 
 	CHECK(d != 0);
 	for (i = 0; i < 5000; i++)
-		bad += mkf(fs, d, p, i) != 0;
+		bad += unit_mkf(fs, d, p, i) != 0;
 	CHECK_EQ(bad, 0);
 
-	lister_init(&L, p, 7, 0);
-	ret = list_rest(fs, d, &L);
+	unit_lister_init(&L, p, 7, 0);
+	ret = unit_list_rest(fs, d, &L);
 	CHECK_EQ(ret, 0);
-	CHECK_EQ(count_seen(&L, 0, 5000, 1), 5000);
+	CHECK_EQ(unit_count_seen(&L, 0, 5000, 1), 5000);
 	CHECK_EQ(L.dup, 0);
 	CHECK_EQ(L.dot, 1);
 	CHECK_EQ(L.dotdot, 1);
@@ -171,28 +53,28 @@ static void test_big_listing(struct fs *fs)
 	CHECK_EQ(L.bad_dtype, 0);
 	CHECK(L.calls >= 5002 / 7 && L.calls <= 5002 / 7 + 2);
 
-	lister_init(&L, p, 100, 1);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
-	CHECK_EQ(count_seen(&L, 0, 5000, 1), 5000);
+	unit_lister_init(&L, p, 100, 1);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, 5000, 1), 5000);
 	CHECK_EQ(L.bad_attr, 0);
 
 	/* A listing resumed across unrelated inserts and removals. */
-	lister_init(&L, p, 7, 0);
+	unit_lister_init(&L, p, 7, 0);
 	for (i = 0; i < 300; i++)
-		CHECK_EQ(list_step(fs, d, &L), 7);
+		CHECK_EQ(unit_list_step(fs, d, &L), 7);
 	for (i = 0; i < 5000; i++) {
 		/* Remove what was not listed yet among the odd ones. */
 		if ((i & 1) && !L.seen[i])
-			bad += rmf(fs, d, p, i) != 0;
+			bad += unit_rmf(fs, d, p, i) != 0;
 	}
 	for (i = 5000; i < 5500; i++)
-		bad += mkf(fs, d, p, i) != 0;
+		bad += unit_mkf(fs, d, p, i) != 0;
 	CHECK_EQ(bad, 0);
 	{
 		int before[5000];
 
 		memcpy(before, L.seen, sizeof(before));
-		CHECK_EQ(list_rest(fs, d, &L), 0);
+		CHECK_EQ(unit_list_rest(fs, d, &L), 0);
 		CHECK_EQ(L.dup, 0);
 		for (i = 0; i < 5000; i++) {
 			int expect = before[i] || !(i & 1);
@@ -206,20 +88,20 @@ static void test_big_listing(struct fs *fs)
 	/* dir_read past the end and from a cookie inside an entry. */
 	L.taken = 0;
 	L.budget = 10;
-	CHECK_EQ(dir_read(fs, d, (off_t)1 << 40, 0, fill, &L), 0);
+	CHECK_EQ(dir_read(fs, d, (off_t)1 << 40, 0, unit_list_fill, &L), 0);
 	CHECK_EQ(L.taken, 0);
-	lister_init(&L, p, 3, 0);
+	unit_lister_init(&L, p, 3, 0);
 	L.next = 5;
-	CHECK_EQ(list_step(fs, d, &L), 3);
+	CHECK_EQ(unit_list_step(fs, d, &L), 3);
 	CHECK_EQ(L.dot, 0);
 	CHECK_EQ(L.dotdot, 1);
 
 	for (i = 0; i < 5500; i++)
-		rmf(fs, d, p, i);
-	lister_init(&L, p, 7, 0);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
+		unit_rmf(fs, d, p, i);
+	unit_lister_init(&L, p, 7, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
 	CHECK_EQ(L.dot + L.dotdot, 2);
-	CHECK_EQ(count_seen(&L, 0, MAXN, 1), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, UNIT_LIST_MAX, 1), 0);
 	CHECK_EQ(namei_rmdir(fs, EXT2_ROOT_INO, "big"), 0);
 }
 
@@ -227,31 +109,31 @@ static void test_big_listing(struct fs *fs)
 static void test_inline_growth(struct fs *fs, int inline_fs)
 {
 	const char *p = "n";
-	ext2_ino_t d = mkd(fs, EXT2_ROOT_INO, "small");
+	ext2_ino_t d = unit_mkd(fs, EXT2_ROOT_INO, "small");
 	int i, bad = 0;
 
 	for (i = 0; i < 4; i++)
-		bad += mkf(fs, d, p, i) != 0;
+		bad += unit_mkf(fs, d, p, i) != 0;
 	CHECK_EQ(bad, 0);
 	if (inline_fs)
 		CHECK(inode_flags(fs, d) & EXT4_INLINE_DATA_FL);
-	lister_init(&L, p, 3, 0);
-	CHECK_EQ(list_step(fs, d, &L), 3);
+	unit_lister_init(&L, p, 3, 0);
+	CHECK_EQ(unit_list_step(fs, d, &L), 3);
 	for (i = 4; i < 200; i++)
-		bad += mkf(fs, d, p, i) != 0;
+		bad += unit_mkf(fs, d, p, i) != 0;
 	CHECK_EQ(bad, 0);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
 	CHECK_EQ(L.dot, 1);
 	CHECK_EQ(L.dotdot, 1);
 	CHECK_EQ(L.dup, 0);
 	CHECK_EQ(L.bad_dtype, 0);
-	CHECK_EQ(count_seen(&L, 0, 4, 1), 4);
-	lister_init(&L, p, 1000, 1);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
-	CHECK_EQ(count_seen(&L, 0, 200, 1), 200);
+	CHECK_EQ(unit_count_seen(&L, 0, 4, 1), 4);
+	unit_lister_init(&L, p, 1000, 1);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, 200, 1), 200);
 	CHECK_EQ(L.bad_attr, 0);
 	for (i = 0; i < 200; i++)
-		bad += rmf(fs, d, p, i) != 0;
+		bad += unit_rmf(fs, d, p, i) != 0;
 	CHECK_EQ(bad, 0);
 	CHECK_EQ(dir_is_empty(fs, d), 0);
 	CHECK_EQ(namei_rmdir(fs, EXT2_ROOT_INO, "small"), 0);
@@ -265,7 +147,7 @@ static void test_open(struct fs *fs)
 	CHECK_EQ(namei_mknod(fs, EXT2_ROOT_INO, "plain", S_IFREG | 0644, 0,
 			     &cred, &st), 0);
 	CHECK_EQ(dir_open(fs, st.st_ino), -ENOTDIR);
-	CHECK_EQ(dir_read(fs, st.st_ino, 0, 0, fill, &L), -ENOTDIR);
+	CHECK_EQ(dir_read(fs, st.st_ino, 0, 0, unit_list_fill, &L), -ENOTDIR);
 	CHECK_EQ(dir_open(fs, EXT2_ROOT_INO), 0);
 	CHECK_EQ(namei_unlink(fs, EXT2_ROOT_INO, "plain"), 0);
 }
@@ -313,17 +195,17 @@ static void test_kernel_htree(void)
 	CHECK_EQ(namei_lookup(fs, EXT2_ROOT_INO, "big", &d, NULL), 0);
 	CHECK(inode_flags(fs, d) & EXT2_INDEX_FL);
 
-	lister_init(&L, p, 7, 0);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
-	CHECK_EQ(count_seen(&L, 0, 20000, 1), 20000);
+	unit_lister_init(&L, p, 7, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, 20000, 1), 20000);
 	CHECK_EQ(L.dot + L.dotdot, 2);
 	CHECK_EQ(L.other, 0);
 
 	for (i = 0; i < 3000; i++)
-		bad += mkf(fs, d, q, i) != 0;
+		bad += unit_mkf(fs, d, q, i) != 0;
 	CHECK_EQ(bad, 0);
 	for (i = 0; i < 20000; i += 5)
-		bad += rmf(fs, d, p, i) != 0;
+		bad += unit_rmf(fs, d, p, i) != 0;
 	CHECK_EQ(bad, 0);
 	for (i = 1; i < 1000; i += 10) {
 		char a[64], b[64];
@@ -342,10 +224,10 @@ static void test_kernel_htree(void)
 		bad += namei_lookup(fs, d, a, &ino, NULL) != 0;
 	}
 	CHECK_EQ(bad, 0);
-	lister_init(&L, q, 1000, 0);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
-	CHECK_EQ(count_seen(&L, 0, 3000, 1), 3000);
-	CHECK_EQ(count_seen(&L, 10000, 11000, 1), 100);
+	unit_lister_init(&L, q, 1000, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, 3000, 1), 3000);
+	CHECK_EQ(unit_count_seen(&L, 10000, 11000, 1), 100);
 	CHECK_EQ(L.other, 20000 - 4000 - 100);
 	CHECK_EQ(fs_close(fs), 0);
 	unit_fsck(img);
@@ -429,9 +311,9 @@ static void test_damage(const char *name, const char *mkfs_args)
 		printf("== damage %s: %s\n", name, cases[i].what);
 		img = unit_mkfs(name, mkfs_args, 8192);
 		fs = unit_open(img, 0);
-		d = mkd(fs, EXT2_ROOT_INO, "d");
+		d = unit_mkd(fs, EXT2_ROOT_INO, "d");
 		for (j = 0; j < 5; j++)
-			mkf(fs, d, "x", j);
+			unit_mkf(fs, d, "x", j);
 		fs_close(fs);
 		blk = dir_block(img, "/d");
 		CHECK(blk != 0);
@@ -439,13 +321,13 @@ static void test_damage(const char *name, const char *mkfs_args)
 		     cases[i].len);
 
 		fs = unit_open(img, 0);
-		lister_init(&L, "x", 1000, 0);
-		ret = list_rest(fs, d, &L);
+		unit_lister_init(&L, "x", 1000, 0);
+		ret = unit_list_rest(fs, d, &L);
 		CHECK(ret == -EFSCORRUPTED || ret == -EIO);
 		/* x0 is the entry the damage hits. */
 		ret = namei_lookup(fs, d, "x0", &ino, NULL);
 		CHECK(ret == -EFSCORRUPTED || ret == -EIO);
-		ret = mkf(fs, d, "y", 0);
+		ret = unit_mkf(fs, d, "y", 0);
 		CHECK(ret < 0 || !cases[i].structural);
 		ret = namei_rmdir(fs, EXT2_ROOT_INO, "d");
 		CHECK(ret < 0 && ret != -ENOENT);
@@ -514,11 +396,11 @@ static void test_bad_htree(void)
 		CHECK_EQ(bad, 0);
 		CHECK_EQ(namei_lookup(fs, d, "absent", &ino, NULL), -ENOENT);
 		CHECK_EQ(namei_unlink(fs, d, "k5"), 0);
-		lister_init(&L, "k", 1000, 0);
-		CHECK_EQ(list_rest(fs, d, &L), 0);
-		CHECK_EQ(count_seen(&L, 0, 3000, 1), 2999);
+		unit_lister_init(&L, "k", 1000, 0);
+		CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+		CHECK_EQ(unit_count_seen(&L, 0, 3000, 1), 2999);
 		/* Inserting goes through libext2fs, which may refuse. */
-		mkf(fs, d, "new", 0);
+		unit_mkf(fs, d, "new", 0);
 		fs_close(fs);
 	}
 }
@@ -533,13 +415,13 @@ static void test_size_lie(void)
 	printf("== damage: directory size beyond its blocks\n");
 	img = unit_mkfs("lie.img", "-t ext4 -b 1024 -O ^metadata_csum", 8192);
 	fs = unit_open(img, 0);
-	d = mkd(fs, EXT2_ROOT_INO, "d");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "d");
 	fs_close(fs);
 	unit_run("debugfs -w -R 'sif /d size 0x7fffffff' '%s' >/dev/null 2>&1",
 		 img);
 	fs = unit_open(img, 0);
-	lister_init(&L, "x", 1000, 0);
-	CHECK_EQ(list_rest(fs, d, &L), -EFSCORRUPTED);
+	unit_lister_init(&L, "x", 1000, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), -EFSCORRUPTED);
 	fs_close(fs);
 }
 

@@ -32,22 +32,6 @@ static void name_of(char *buf, size_t size, const char *prefix, int i)
 	snprintf(buf, size, "%s%d", prefix, i);
 }
 
-static int mkf(struct fs *fs, ext2_ino_t dir, const char *prefix, int i)
-{
-	char name[300];
-
-	name_of(name, sizeof(name), prefix, i);
-	return namei_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, NULL);
-}
-
-static int rmf(struct fs *fs, ext2_ino_t dir, const char *prefix, int i)
-{
-	char name[300];
-
-	name_of(name, sizeof(name), prefix, i);
-	return namei_unlink(fs, dir, name);
-}
-
 static int look(struct fs *fs, ext2_ino_t dir, const char *prefix, int i)
 {
 	char name[300];
@@ -57,15 +41,6 @@ static int look(struct fs *fs, ext2_ino_t dir, const char *prefix, int i)
 	return namei_lookup(fs, dir, name, &ino, NULL);
 }
 
-static ext2_ino_t mkd(struct fs *fs, ext2_ino_t dir, const char *name)
-{
-	struct stat st;
-
-	if (namei_mkdir(fs, dir, name, 0755, &cred, &st))
-		return 0;
-	return st.st_ino;
-}
-
 /* Creates prefix<from..to-1>; returns how many failed. */
 static int mkrange(struct fs *fs, ext2_ino_t dir, const char *prefix,
 		   int from, int to)
@@ -73,7 +48,7 @@ static int mkrange(struct fs *fs, ext2_ino_t dir, const char *prefix,
 	int i, bad = 0;
 
 	for (i = from; i < to; i++)
-		bad += mkf(fs, dir, prefix, i) != 0;
+		bad += unit_mkf(fs, dir, prefix, i) != 0;
 	return bad;
 }
 
@@ -87,6 +62,8 @@ static int lookrange(struct fs *fs, ext2_ino_t dir, const char *prefix,
 		bad += look(fs, dir, prefix, i) != 0;
 	return bad;
 }
+
+static struct unit_lister L;
 
 struct dir_view {
 	__u32 flags;
@@ -139,94 +116,6 @@ static unsigned root_limit(struct fs *fs)
 	if (ext2fs_has_feature_metadata_csum(fs->e2->super))
 		room -= sizeof(struct ext2_dx_tail);
 	return room / sizeof(struct ext2_dx_entry);
-}
-
-struct lister {
-	int budget; /* entries accepted per dir_read call */
-	int taken;
-	off_t next;
-	unsigned char seen[MAXN];
-	int dot, dotdot, other, dup, calls, bad_order;
-	const char *prefix;
-};
-
-static struct lister L;
-
-/* Names are "<prefix><number>"; anything else counts as `other`. */
-static int fill(void *ctx, const char *name, size_t namelen, ext2_ino_t ino,
-		unsigned dtype, const struct stat *st, off_t next)
-{
-	struct lister *l = ctx;
-	size_t plen = strlen(l->prefix);
-	char buf[300];
-
-	(void)ino;
-	(void)dtype;
-	(void)st;
-	if (l->taken == l->budget)
-		return 1;
-	if (next <= l->next)
-		l->bad_order++;
-	l->taken++;
-	l->next = next;
-	memcpy(buf, name, namelen);
-	buf[namelen] = '\0';
-	if (!strcmp(buf, ".")) {
-		l->dot++;
-	} else if (!strcmp(buf, "..")) {
-		l->dotdot++;
-	} else if (namelen > plen && !memcmp(buf, l->prefix, plen)) {
-		int n = atoi(buf + plen);
-
-		if (n >= 0 && n < MAXN) {
-			if (l->seen[n])
-				l->dup++;
-			if (l->seen[n] < 255)
-				l->seen[n]++;
-		} else {
-			l->other++;
-		}
-	} else {
-		l->other++;
-	}
-	return 0;
-}
-
-static void lister_init(struct lister *l, const char *prefix, int budget)
-{
-	memset(l, 0, sizeof(*l));
-	l->prefix = prefix;
-	l->budget = budget;
-}
-
-/* One dir_read call: the number of entries it gave, or -errno. */
-static int list_step(struct fs *fs, ext2_ino_t dir, struct lister *l)
-{
-	int ret;
-
-	l->taken = 0;
-	l->calls++;
-	ret = dir_read(fs, dir, l->next, 0, fill, l);
-	return ret ? ret : l->taken;
-}
-
-static int list_rest(struct fs *fs, ext2_ino_t dir, struct lister *l)
-{
-	int ret;
-
-	while ((ret = list_step(fs, dir, l)) > 0)
-		;
-	return ret;
-}
-
-/* How many of seen[from..to) were listed exactly `times` times. */
-static int count_seen(const struct lister *l, int from, int to, int times)
-{
-	int i, n = 0;
-
-	for (i = from; i < to; i++)
-		n += l->seen[i] == times;
-	return n;
 }
 
 /* Writes prefix<from..to-1, step> one a line to the scratch file `file`. */
@@ -298,7 +187,7 @@ static void test_big(void)
 	printf("== 100,000 entries, ext4 4k metadata_csum\n");
 	img = unit_mkfs("big.img", "-t ext4 -b 4096 -N 131072", 1048576);
 	fs = unit_open(img, 0);
-	d = mkd(fs, EXT2_ROOT_INO, "big");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "big");
 	CHECK(d != 0);
 
 	bad = 0;
@@ -324,9 +213,9 @@ static void test_big(void)
 	CHECK_EQ(v.limit, root_limit(fs));
 	CHECK_EQ(v.count, v.size / fs_blocksize(fs) - 1);
 
-	lister_init(&L, p, 7);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
-	CHECK_EQ(count_seen(&L, 0, 40000, 1), 40000);
+	unit_lister_init(&L, p, 7, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, 40000, 1), 40000);
 	CHECK_EQ(L.dup + L.other + L.bad_order, 0);
 	CHECK_EQ(L.dot + L.dotdot, 2);
 
@@ -345,12 +234,12 @@ static void test_big(void)
 	for (i = 0; i < 1000; i++)
 		bad += look(fs, d, "absent_", i) != -ENOENT;
 	CHECK_EQ(bad, 0);
-	CHECK_EQ(mkf(fs, d, p, 777), -EEXIST);
+	CHECK_EQ(unit_mkf(fs, d, p, 777), -EEXIST);
 
 	t = now();
 	bad = 0;
 	for (i = 0; i < MAXN; i += 2)
-		bad += rmf(fs, d, p, i) != 0;
+		bad += unit_rmf(fs, d, p, i) != 0;
 	printf("50,000 unlinks: %.2f s\n", now() - t);
 	CHECK_EQ(bad, 0);
 	CHECK_EQ(lookrange(fs, d, p, 1, MAXN, 2), 0);
@@ -358,11 +247,11 @@ static void test_big(void)
 	for (i = 0; i < MAXN; i += 2)
 		bad += look(fs, d, p, i) != -ENOENT;
 	CHECK_EQ(bad, 0);
-	CHECK_EQ(rmf(fs, d, p, 0), -ENOENT);
+	CHECK_EQ(unit_rmf(fs, d, p, 0), -ENOENT);
 
-	lister_init(&L, p, 50);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
-	CHECK_EQ(count_seen(&L, 0, MAXN, 1), MAXN / 2);
+	unit_lister_init(&L, p, 50, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, MAXN, 1), MAXN / 2);
 	CHECK_EQ(L.dup + L.other + L.bad_order, 0);
 	for (bad = 0, i = 0; i < MAXN; i += 2)
 		bad += L.seen[i];
@@ -419,9 +308,9 @@ static void test_big(void)
 	CHECK_EQ(lookrange(fs, d, p, 0, 200, 2), 0);
 	CHECK_EQ(look(fs, d, p, 1001), -ENOENT);
 	CHECK_EQ(mkrange(fs, d, "after_kernel_", 0, 1000), 0);
-	lister_init(&L, k, 100);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
-	CHECK_EQ(count_seen(&L, 0, 2000, 1), 2000);
+	unit_lister_init(&L, k, 100, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, 2000, 1), 2000);
 	CHECK_EQ(L.other, MAXN / 2 - 750 + 1000);
 	CHECK_EQ(L.dup, 0);
 	CHECK_EQ(fs_close(fs), 0);
@@ -472,7 +361,7 @@ static void test_hashes(void)
 				 ">/dev/null 2>&1", img);
 		fs = unit_open(img, 0);
 		CHECK_EQ(fs->e2->super->s_def_hash_version, var[i].raw);
-		d = mkd(fs, EXT2_ROOT_INO, "d");
+		d = unit_mkd(fs, EXT2_ROOT_INO, "d");
 		CHECK_EQ(mkrange(fs, d, p, 0, 3000), 0);
 		v = view(fs, d);
 		CHECK(v.flags & EXT2_INDEX_FL);
@@ -480,9 +369,9 @@ static void test_hashes(void)
 		CHECK(v.count > 10);
 		CHECK_EQ(lookrange(fs, d, p, 0, 3000, 1), 0);
 		CHECK_EQ(lookrange(fs, d, p, 0, 3000, 3), 0);
-		lister_init(&L, p, 13);
-		CHECK_EQ(list_rest(fs, d, &L), 0);
-		CHECK_EQ(count_seen(&L, 0, 3000, 1), 3000);
+		unit_lister_init(&L, p, 13, 0);
+		CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+		CHECK_EQ(unit_count_seen(&L, 0, 3000, 1), 3000);
 		CHECK_EQ(L.dup + L.other + L.bad_order, 0);
 		CHECK_EQ(fs_close(fs), 0);
 		unit_fsck(img);
@@ -503,35 +392,35 @@ static void test_conversions(void)
 	img = unit_mkfs("inline.img", "-t ext4 -b 4096 -O inline_data -I 256",
 			 65536);
 	fs = unit_open(img, 0);
-	d = mkd(fs, EXT2_ROOT_INO, "d");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "d");
 	CHECK_EQ(mkrange(fs, d, p, 0, 3), 0);
 	CHECK(view(fs, d).flags & EXT4_INLINE_DATA_FL);
-	lister_init(&L, p, 3);
-	CHECK_EQ(list_step(fs, d, &L), 3);
+	unit_lister_init(&L, p, 3, 0);
+	CHECK_EQ(unit_list_step(fs, d, &L), 3);
 	CHECK_EQ(mkrange(fs, d, p, 3, 60), 0);
 	CHECK(!(view(fs, d).flags & EXT4_INLINE_DATA_FL));
 	CHECK(!(view(fs, d).flags & EXT2_INDEX_FL));
-	CHECK_EQ(list_step(fs, d, &L), 3);
+	CHECK_EQ(unit_list_step(fs, d, &L), 3);
 	CHECK_EQ(mkrange(fs, d, p, 60, 2000), 0);
 	CHECK(view(fs, d).flags & EXT2_INDEX_FL);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
 	CHECK_EQ(L.dup + L.other + L.bad_order, 0);
-	CHECK_EQ(count_seen(&L, 0, 3, 1), 3);
+	CHECK_EQ(unit_count_seen(&L, 0, 3, 1), 3);
 	CHECK_EQ(L.dot + L.dotdot, 2);
 	CHECK_EQ(lookrange(fs, d, p, 0, 2000, 1), 0);
 
 	/* A one-block directory turning into an htree. */
-	d = mkd(fs, EXT2_ROOT_INO, "e");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "e");
 	CHECK_EQ(mkrange(fs, d, p, 0, 150), 0);
 	CHECK(!(view(fs, d).flags & EXT4_INLINE_DATA_FL));
 	CHECK_EQ(view(fs, d).size, fs_blocksize(fs));
-	lister_init(&L, p, 20);
-	CHECK_EQ(list_step(fs, d, &L), 20);
+	unit_lister_init(&L, p, 20, 0);
+	CHECK_EQ(unit_list_step(fs, d, &L), 20);
 	CHECK_EQ(mkrange(fs, d, p, 150, 1500), 0);
 	CHECK(view(fs, d).flags & EXT2_INDEX_FL);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
 	CHECK_EQ(L.dup + L.other + L.bad_order, 0);
-	CHECK_EQ(count_seen(&L, 0, 150, 1), 150);
+	CHECK_EQ(unit_count_seen(&L, 0, 150, 1), 150);
 
 	/* Emptied, an indexed directory can go. */
 	CHECK_EQ(namei_rmdir(fs, EXT2_ROOT_INO, "e"), -ENOTEMPTY);
@@ -539,13 +428,13 @@ static void test_conversions(void)
 		int i, bad = 0;
 
 		for (i = 0; i < 1500; i++)
-			bad += rmf(fs, d, p, i) != 0;
+			bad += unit_rmf(fs, d, p, i) != 0;
 		CHECK_EQ(bad, 0);
 	}
-	lister_init(&L, p, 20);
-	CHECK_EQ(list_rest(fs, d, &L), 0);
+	unit_lister_init(&L, p, 20, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
 	CHECK_EQ(L.dot + L.dotdot, 2);
-	CHECK_EQ(count_seen(&L, 0, MAXN, 1), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, MAXN, 1), 0);
 	CHECK_EQ(namei_rmdir(fs, EXT2_ROOT_INO, "e"), 0);
 	CHECK_EQ(fs_close(fs), 0);
 	unit_fsck(img);
@@ -574,7 +463,7 @@ static void test_layouts(void)
 		printf("== %s\n", lay[i].name);
 		img = unit_mkfs("layout.img", lay[i].args, 65536);
 		fs = unit_open(img, 0);
-		d = mkd(fs, EXT2_ROOT_INO, "d");
+		d = unit_mkd(fs, EXT2_ROOT_INO, "d");
 		CHECK_EQ(mkrange(fs, d, p, 0, 4000), 0);
 		v = view(fs, d);
 		CHECK_EQ(!!(v.flags & EXT2_INDEX_FL), lay[i].indexed);
@@ -586,9 +475,9 @@ static void test_layouts(void)
 		}
 		CHECK_EQ(lookrange(fs, d, p, 0, 4000, 1), 0);
 		CHECK_EQ(look(fs, d, p, 4000), -ENOENT);
-		lister_init(&L, p, 9);
-		CHECK_EQ(list_rest(fs, d, &L), 0);
-		CHECK_EQ(count_seen(&L, 0, 4000, 1), 4000);
+		unit_lister_init(&L, p, 9, 0);
+		CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+		CHECK_EQ(unit_count_seen(&L, 0, 4000, 1), 4000);
 		CHECK_EQ(L.dup + L.other + L.bad_order, 0);
 		CHECK_EQ(fs_close(fs), 0);
 		unit_fsck(img);
@@ -613,7 +502,7 @@ static void test_depth_limit(void)
 	printf("== depth limit, 1k blocks, 255-byte names\n");
 	img = unit_mkfs("deep.img", "-t ext2 -b 1024 -N 40000", 131072);
 	fs = unit_open(img, 0);
-	d = mkd(fs, EXT2_ROOT_INO, "d");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "d");
 	memset(name, 'x', EXT2_NAME_LEN);
 	name[EXT2_NAME_LEN] = '\0';
 	for (i = 0; i < 40000; i++) {
@@ -670,8 +559,8 @@ static void test_full(void)
 	img = unit_mkfs("full.img",
 			"-t ext4 -b 4096 -O ^has_journal -m 0 -N 4096", 8192);
 	fs = unit_open(img, 0);
-	d = mkd(fs, EXT2_ROOT_INO, "d");
-	f = mkd(fs, EXT2_ROOT_INO, "fill");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "d");
+	f = unit_mkd(fs, EXT2_ROOT_INO, "fill");
 	/* 4-byte names: 12-byte entries after "." and ".." (and a tail). */
 	fit = fs_blocksize(fs) - 24;
 	if (ext2fs_has_feature_metadata_csum(fs->e2->super))
@@ -681,7 +570,7 @@ static void test_full(void)
 	CHECK_EQ(view(fs, d).size, fs_blocksize(fs));
 	for (last = 0; last < 4096; last++) {
 		snprintf(name, sizeof(name), "s%d", last);
-		if (!mkd(fs, f, name))
+		if (!unit_mkd(fs, f, name))
 			break;
 	}
 	CHECK(last > 1000);
@@ -690,7 +579,7 @@ static void test_full(void)
 		bad += namei_rmdir(fs, f, name) != 0;
 	}
 	CHECK_EQ(free_blocks(fs), 1);
-	CHECK_EQ(mkf(fs, d, p, 100 + fit), -ENOSPC);
+	CHECK_EQ(unit_mkf(fs, d, p, 100 + fit), -ENOSPC);
 	CHECK_EQ(free_blocks(fs), 1);
 	CHECK(!(view(fs, d).flags & EXT2_INDEX_FL));
 	CHECK_EQ(view(fs, d).size, fs_blocksize(fs));
@@ -699,7 +588,7 @@ static void test_full(void)
 	bad += namei_rmdir(fs, f, name) != 0;
 	CHECK_EQ(bad, 0);
 	CHECK_EQ(free_blocks(fs), 2);
-	CHECK_EQ(mkf(fs, d, p, 100 + fit), 0);
+	CHECK_EQ(unit_mkf(fs, d, p, 100 + fit), 0);
 	CHECK(view(fs, d).flags & EXT2_INDEX_FL);
 	CHECK_EQ(free_blocks(fs), 0);
 	CHECK_EQ(lookrange(fs, d, p, 100, 101 + fit, 1), 0);

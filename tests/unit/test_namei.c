@@ -102,15 +102,6 @@ static nlink_t nlink(struct fs *fs, ext2_ino_t ino)
 	return st.st_nlink;
 }
 
-static ext2_ino_t mkd(struct fs *fs, ext2_ino_t dir, const char *name)
-{
-	struct stat st;
-
-	if (namei_mkdir(fs, dir, name, 0755, &cred, &st))
-		return 0;
-	return st.st_ino;
-}
-
 static ext2_ino_t mkf(struct fs *fs, ext2_ino_t dir, const char *name)
 {
 	struct stat st;
@@ -240,7 +231,7 @@ static void test_dirs(struct fs *fs)
 	nlink_t root_links = nlink(fs, EXT2_ROOT_INO);
 
 	set_old_times(fs, EXT2_ROOT_INO);
-	d = mkd(fs, EXT2_ROOT_INO, "dir");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "dir");
 	CHECK(d != 0);
 	CHECK(stamped(fs, EXT2_ROOT_INO, 'm') &&
 	      stamped(fs, EXT2_ROOT_INO, 'c'));
@@ -248,7 +239,7 @@ static void test_dirs(struct fs *fs)
 	CHECK_EQ(nlink(fs, EXT2_ROOT_INO), root_links + 1);
 	CHECK_EQ(lk(fs, d, ".."), EXT2_ROOT_INO);
 	CHECK_EQ(lk(fs, d, "."), d);
-	sub = mkd(fs, d, "sub");
+	sub = unit_mkd(fs, d, "sub");
 	CHECK(sub != 0);
 	CHECK_EQ(nlink(fs, d), 3);
 	f = mkf(fs, sub, "f");
@@ -275,7 +266,7 @@ static void test_links(struct fs *fs)
 	struct stat st;
 
 	f = mkf(fs, EXT2_ROOT_INO, "orig");
-	d = mkd(fs, EXT2_ROOT_INO, "ldir");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "ldir");
 	set_old_times(fs, f);
 	set_old_times(fs, d);
 	CHECK_EQ(namei_link(fs, f, d, "hard", &st), 0);
@@ -320,8 +311,8 @@ static void test_rename(struct fs *fs)
 	nlink_t root_links;
 	int i;
 
-	a = mkd(fs, EXT2_ROOT_INO, "ra");
-	b = mkd(fs, EXT2_ROOT_INO, "rb");
+	a = unit_mkd(fs, EXT2_ROOT_INO, "ra");
+	b = unit_mkd(fs, EXT2_ROOT_INO, "rb");
 	root_links = nlink(fs, EXT2_ROOT_INO);
 	f = mkf(fs, a, "f");
 	g = mkf(fs, a, "g");
@@ -376,8 +367,8 @@ static void test_rename(struct fs *fs)
 	CHECK_EQ(namei_unlink(fs, b, "g_link"), 0);
 
 	/* Directory moves: "..", parents' link counts. */
-	sub = mkd(fs, a, "sub");
-	deep = mkd(fs, sub, "deep");
+	sub = unit_mkd(fs, a, "sub");
+	deep = unit_mkd(fs, sub, "deep");
 	CHECK_EQ(nlink(fs, a), 3);
 	CHECK_EQ(namei_rename(fs, a, "sub", b, "sub", 0), 0);
 	CHECK_EQ(lk(fs, sub, ".."), b);
@@ -398,7 +389,7 @@ static void test_rename(struct fs *fs)
 	h = mkf(fs, a, "h");
 	CHECK_EQ(namei_rename(fs, b, "sub", a, "h", 0), -ENOTDIR);
 	CHECK_EQ(namei_rename(fs, a, "h", b, "sub", 0), -EISDIR);
-	e = mkd(fs, a, "empty");
+	e = unit_mkd(fs, a, "empty");
 	CHECK_EQ(namei_rename(fs, a, "empty", b, "sub", 0), -ENOTEMPTY);
 	/* Ancestor as target: not empty. */
 	CHECK_EQ(namei_rename(fs, sub, "deep", EXT2_ROOT_INO, "rb", 0),
@@ -414,7 +405,7 @@ static void test_rename(struct fs *fs)
 	(void)e;
 
 	/* Directory over an empty directory in the same parent. */
-	e = mkd(fs, a, "e2");
+	e = unit_mkd(fs, a, "e2");
 	CHECK_EQ(nlink(fs, a), 4);
 	CHECK_EQ(namei_rename(fs, a, "e2", a, "empty", 0), -ENOTEMPTY);
 	CHECK_EQ(namei_rename(fs, a, "empty", a, "e2", 0), 0);
@@ -437,7 +428,7 @@ static void test_rename(struct fs *fs)
 	CHECK_EQ(nlink(fs, b), 3);
 
 	/* Exchange two directories across parents. */
-	e = mkd(fs, a, "ea");
+	e = unit_mkd(fs, a, "ea");
 	CHECK_EQ(namei_rename(fs, a, "ea", b, "hx", FS_RENAME_EXCHANGE), 0);
 	CHECK_EQ(lk(fs, a, "ea"), sub);
 	CHECK_EQ(lk(fs, b, "hx"), e);
@@ -480,11 +471,11 @@ static void test_flags(struct fs *fs)
 {
 	ext2_ino_t d, f, g, imm, app;
 
-	d = mkd(fs, EXT2_ROOT_INO, "flags");
+	d = unit_mkd(fs, EXT2_ROOT_INO, "flags");
 	f = mkf(fs, d, "f");
 	g = mkf(fs, d, "g");
-	imm = mkd(fs, d, "imm");
-	app = mkd(fs, d, "app");
+	imm = unit_mkd(fs, d, "imm");
+	app = unit_mkd(fs, d, "app");
 	CHECK(mkf(fs, imm, "inside") != 0);
 	CHECK(mkf(fs, app, "inside") != 0);
 	set_flags(fs, imm, EXT2_IMMUTABLE_FL, 0);
@@ -529,18 +520,18 @@ static void test_flags(struct fs *fs)
 /* Directory link counts at EXT2_LINK_MAX: dir_nlink's 1, or EMLINK. */
 static void test_dir_nlink(struct fs *fs, int has_dir_nlink)
 {
-	ext2_ino_t d = mkd(fs, EXT2_ROOT_INO, "many");
+	ext2_ino_t d = unit_mkd(fs, EXT2_ROOT_INO, "many");
 	ext2_ino_t x;
 
 	set_links(fs, d, EXT2_LINK_MAX - 2);
-	CHECK(mkd(fs, d, "s1") != 0);
+	CHECK(unit_mkd(fs, d, "s1") != 0);
 	CHECK_EQ(nlink(fs, d), EXT2_LINK_MAX - 1);
 	if (has_dir_nlink) {
-		CHECK(mkd(fs, d, "s2") != 0);
+		CHECK(unit_mkd(fs, d, "s2") != 0);
 		CHECK_EQ(nlink(fs, d), 1);
-		CHECK(mkd(fs, d, "s3") != 0);
+		CHECK(unit_mkd(fs, d, "s3") != 0);
 		CHECK_EQ(nlink(fs, d), 1);
-		x = mkd(fs, EXT2_ROOT_INO, "s4");
+		x = unit_mkd(fs, EXT2_ROOT_INO, "s4");
 		CHECK_EQ(namei_rename(fs, EXT2_ROOT_INO, "s4", d, "s4", 0), 0);
 		CHECK_EQ(lk(fs, x, ".."), d);
 		CHECK_EQ(namei_rmdir(fs, d, "s4"), 0);
@@ -548,10 +539,10 @@ static void test_dir_nlink(struct fs *fs, int has_dir_nlink)
 		CHECK_EQ(namei_rmdir(fs, d, "s2"), 0);
 		CHECK_EQ(nlink(fs, d), 1);
 	} else {
-		CHECK(mkd(fs, d, "s2") != 0);
+		CHECK(unit_mkd(fs, d, "s2") != 0);
 		CHECK_EQ(nlink(fs, d), EXT2_LINK_MAX);
 		CHECK_EQ(namei_mkdir(fs, d, "s3", 0755, &cred, NULL), -EMLINK);
-		x = mkd(fs, EXT2_ROOT_INO, "s4");
+		x = unit_mkd(fs, EXT2_ROOT_INO, "s4");
 		CHECK_EQ(namei_rename(fs, EXT2_ROOT_INO, "s4", d, "s4", 0),
 			 -EMLINK);
 		CHECK_EQ(namei_rmdir(fs, EXT2_ROOT_INO, "s4"), 0);
@@ -566,7 +557,7 @@ static void test_dir_nlink(struct fs *fs, int has_dir_nlink)
 /* Enough names to push a directory past its first block (or inline). */
 static void test_grow(struct fs *fs)
 {
-	ext2_ino_t d = mkd(fs, EXT2_ROOT_INO, "grow");
+	ext2_ino_t d = unit_mkd(fs, EXT2_ROOT_INO, "grow");
 	char name[128];
 	int i, bad = 0;
 

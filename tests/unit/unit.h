@@ -1,11 +1,14 @@
 /*
  * Helpers for the core's unit tests: scratch images made by mkfs, checks
- * that count failures, and an e2fsck -fn at the end. Header-only so that
+ * that count failures, an e2fsck -fn at the end, and numbered files with a
+ * resumable directory lister for the directory tests. Header-only so that
  * every test program stays a single file.
  */
 #ifndef TESTS_UNIT_H
 #define TESTS_UNIT_H
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +122,152 @@ static inline struct fs_cred unit_root(void)
 {
 	struct fs_cred c = { 0, 0, 022 };
 	return c;
+}
+
+/* A directory as root; returns its inode number, or 0 if mkdir failed. */
+static inline ext2_ino_t unit_mkd(struct fs *fs, ext2_ino_t dir,
+				  const char *name)
+{
+	struct fs_cred cred = unit_root();
+	struct stat st;
+
+	if (namei_mkdir(fs, dir, name, 0755, &cred, &st))
+		return 0;
+	return st.st_ino;
+}
+
+/*
+ * Directory tests name their files "<prefix><number>". Creates the regular
+ * file prefix<i> as root; returns 0 or -errno.
+ */
+static inline int unit_mkf(struct fs *fs, ext2_ino_t dir, const char *prefix,
+			   int i)
+{
+	struct fs_cred cred = unit_root();
+	char name[300];
+
+	snprintf(name, sizeof(name), "%s%d", prefix, i);
+	return namei_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, NULL);
+}
+
+/* Removes prefix<i>; returns 0 or -errno. */
+static inline int unit_rmf(struct fs *fs, ext2_ino_t dir, const char *prefix,
+			   int i)
+{
+	char name[300];
+
+	snprintf(name, sizeof(name), "%s%d", prefix, i);
+	return namei_unlink(fs, dir, name);
+}
+
+#define UNIT_LIST_MAX 100000
+
+/*
+ * A dir_read consumer that takes `budget` entries a call, like a small
+ * reply buffer, so that listings are resumed from cookies many times.
+ * It counts how often each prefix<n> was seen; any other name but "." and
+ * ".." counts as `other`. Large: keep one static per test program.
+ */
+struct unit_lister {
+	int budget;
+	int taken;		/* entries accepted by the current call */
+	off_t next;		/* cookie to resume from */
+	int want_attrs;		/* readdirplus: check st against ino/dtype */
+	const char *prefix;
+	int dot, dotdot, other, dup, calls;
+	int bad_order;		/* a cookie that did not grow */
+	int bad_attr;		/* with want_attrs: st missing or not matching */
+	int bad_dtype;		/* without: not DT_DIR for dots, DT_REG else */
+	int seen[UNIT_LIST_MAX];
+};
+
+static inline int unit_list_fill(void *ctx, const char *name, size_t namelen,
+				 ext2_ino_t ino, unsigned dtype,
+				 const struct stat *st, off_t next)
+{
+	struct unit_lister *l = ctx;
+	size_t plen = strlen(l->prefix);
+	char buf[300];
+
+	if (l->taken == l->budget)
+		return 1;
+	if (next <= l->next)
+		l->bad_order++;
+	l->taken++;
+	l->next = next;
+	memcpy(buf, name, namelen);
+	buf[namelen] = '\0';
+	if (l->want_attrs &&
+	    (!st || st->st_ino != ino || IFTODT(st->st_mode) != dtype))
+		l->bad_attr++;
+	if (!l->want_attrs &&
+	    dtype != (buf[0] == '.' && namelen <= 2 ? DT_DIR : DT_REG))
+		l->bad_dtype++;
+	if (!strcmp(buf, ".")) {
+		l->dot++;
+	} else if (!strcmp(buf, "..")) {
+		l->dotdot++;
+	} else if (namelen > plen && !memcmp(buf, l->prefix, plen)) {
+		int n = atoi(buf + plen);
+
+		if (n >= 0 && n < UNIT_LIST_MAX) {
+			if (l->seen[n])
+				l->dup++;
+			l->seen[n]++;
+		} else {
+			l->other++;
+		}
+	} else {
+		l->other++;
+	}
+	return 0;
+}
+
+static inline void unit_lister_init(struct unit_lister *l, const char *prefix,
+				    int budget, int want_attrs)
+{
+	memset(l, 0, sizeof(*l));
+	l->prefix = prefix;
+	l->budget = budget;
+	l->want_attrs = want_attrs;
+}
+
+/* One dir_read call; returns how many entries it gave, or -errno. */
+static inline int unit_list_step(struct fs *fs, ext2_ino_t dir,
+				 struct unit_lister *l)
+{
+	int ret;
+
+	l->taken = 0;
+	ret = dir_read(fs, dir, l->next, l->want_attrs, unit_list_fill, l);
+	l->calls++;
+	return ret < 0 ? ret : l->taken;
+}
+
+/*
+ * Steps to the end; returns 0 or -errno, -ELOOP if the cookies never reach
+ * the end.
+ */
+static inline int unit_list_rest(struct fs *fs, ext2_ino_t dir,
+				 struct unit_lister *l)
+{
+	int ret;
+
+	while ((ret = unit_list_step(fs, dir, l)) > 0)
+		if (l->calls > 100000)
+			return -ELOOP;
+	return ret;
+}
+
+/* How many of seen[from..to) were listed exactly `times` times. */
+static inline int unit_count_seen(const struct unit_lister *l, int from,
+				  int to, int times)
+{
+	int i, n = 0;
+
+	for (i = from; i < to; i++)
+		n += l->seen[i] == times;
+	return n;
 }
 
 /* Prints the summary and returns main()'s exit status. */
