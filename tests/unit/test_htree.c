@@ -65,6 +65,19 @@ static int lookrange(struct fs *fs, ext2_ino_t dir, const char *prefix,
 
 static struct unit_lister L;
 
+/*
+ * Lists d `budget` entries a call: each of prefix<0..n) must come exactly
+ * once, and nothing else but "." and "..", in growing cookie order.
+ */
+static void check_listing(struct fs *fs, ext2_ino_t d, const char *prefix,
+			  int n, int budget)
+{
+	unit_lister_init(&L, prefix, budget, 0);
+	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
+	CHECK_EQ(unit_count_seen(&L, 0, n, 1), n);
+	CHECK_EQ(L.dup + L.other + L.bad_order, 0);
+}
+
 struct dir_view {
 	__u32 flags;
 	uint64_t size;
@@ -170,6 +183,19 @@ static int kernel_check(const char *img, const char *dir, const char *names,
 }
 
 /*
+ * Closes fs and checks img: e2fsck, then the kernel lists the n entries of
+ * /d and finds every step-th of prefix<0..n) by its own hashed lookup.
+ */
+static void close_and_check(struct fs *fs, const char *img,
+			    const char *prefix, int n, int step)
+{
+	CHECK_EQ(fs_close(fs), 0);
+	unit_fsck(img);
+	write_names("d.names", prefix, 0, n, step);
+	kernel_check(img, "d", "d.names", n);
+}
+
+/*
  * 40,000 creates timed by quarter, then 100,000 names (two index levels),
  * each looked up; half removed; listings; the kernel reads and changes the
  * result and the core reads what the kernel did.
@@ -213,10 +239,7 @@ static void test_big(void)
 	CHECK_EQ(v.limit, root_limit(fs));
 	CHECK_EQ(v.count, v.size / fs_blocksize(fs) - 1);
 
-	unit_lister_init(&L, p, 7, 0);
-	CHECK_EQ(unit_list_rest(fs, d, &L), 0);
-	CHECK_EQ(unit_count_seen(&L, 0, 40000, 1), 40000);
-	CHECK_EQ(L.dup + L.other + L.bad_order, 0);
+	check_listing(fs, d, p, 40000, 7);
 	CHECK_EQ(L.dot + L.dotdot, 2);
 
 	t = now();
@@ -369,14 +392,8 @@ static void test_hashes(void)
 		CHECK(v.count > 10);
 		CHECK_EQ(lookrange(fs, d, p, 0, 3000, 1), 0);
 		CHECK_EQ(lookrange(fs, d, p, 0, 3000, 3), 0);
-		unit_lister_init(&L, p, 13, 0);
-		CHECK_EQ(unit_list_rest(fs, d, &L), 0);
-		CHECK_EQ(unit_count_seen(&L, 0, 3000, 1), 3000);
-		CHECK_EQ(L.dup + L.other + L.bad_order, 0);
-		CHECK_EQ(fs_close(fs), 0);
-		unit_fsck(img);
-		write_names("hash.names", p, 0, 3000, 1);
-		kernel_check(img, "d", "hash.names", 3000);
+		check_listing(fs, d, p, 3000, 13);
+		close_and_check(fs, img, p, 3000, 1);
 	}
 }
 
@@ -475,14 +492,8 @@ static void test_layouts(void)
 		}
 		CHECK_EQ(lookrange(fs, d, p, 0, 4000, 1), 0);
 		CHECK_EQ(look(fs, d, p, 4000), -ENOENT);
-		unit_lister_init(&L, p, 9, 0);
-		CHECK_EQ(unit_list_rest(fs, d, &L), 0);
-		CHECK_EQ(unit_count_seen(&L, 0, 4000, 1), 4000);
-		CHECK_EQ(L.dup + L.other + L.bad_order, 0);
-		CHECK_EQ(fs_close(fs), 0);
-		unit_fsck(img);
-		write_names("layout.names", p, 0, 4000, 7);
-		kernel_check(img, "d", "layout.names", 4000);
+		check_listing(fs, d, p, 4000, 9);
+		close_and_check(fs, img, p, 4000, 7);
 	}
 }
 
