@@ -47,6 +47,14 @@ static size_t mkacl(unsigned char *buf, uint32_t version, const struct ent *e,
 	return 4 + 8 * n;
 }
 
+/*
+ * mkacl() of a version 2 ACL whose entries are written in place and
+ * counted by the compiler: MKACL(buf, { tag, perm, id }, ...).
+ */
+#define MKACL(buf, ...)                                                   \
+	mkacl((buf), 2, (const struct ent[]){ __VA_ARGS__ },              \
+	      sizeof((const struct ent[]){ __VA_ARGS__ }) / sizeof(struct ent))
+
 static void hex(const void *buf, size_t len, char *out)
 {
 	const unsigned char *p = buf;
@@ -55,6 +63,16 @@ static void hex(const void *buf, size_t len, char *out)
 	for (i = 0; i < len; i++)
 		sprintf(out + 2 * i, "%02x", p[i]);
 	out[2 * len] = 0;
+}
+
+/* The xattr `name` of ino must be want[0..len) (len < 256). */
+static void check_value(struct fs *fs, ext2_ino_t ino, const char *name,
+			const void *want, size_t len)
+{
+	unsigned char out[256];
+
+	CHECK_EQ(xattr_get(fs, ino, name, out, sizeof(out)), len);
+	CHECK(!memcmp(out, want, len));
 }
 
 static ext2_ino_t lookup(struct fs *fs, ext2_ino_t dir, const char *name)
@@ -403,8 +421,7 @@ static void test_acl_set(struct fs *fs, ext2_ino_t f, ext2_ino_t d)
 	CHECK_EQ(imode(fs, f) & 07777, 0774);
 	CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, NULL, 0), len);
 	CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, out, len - 1), -ERANGE);
-	CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, out, sizeof(out)), len);
-	CHECK(!memcmp(out, acl, len));
+	check_value(fs, f, ACL_ACCESS, acl, len);
 	n = xattr_list(fs, f, list, sizeof(list));
 	CHECK(has_name(list, n, ACL_ACCESS));
 
@@ -424,26 +441,17 @@ static void test_acl_set(struct fs *fs, ext2_ino_t f, ext2_ino_t d)
 	free(raw);
 
 	/* An ACL the mode can say is not stored; the mode follows it. */
-	{
-		const struct ent eq[] = { { T_USER_OBJ, 6, NO_ID },
-					  { T_GROUP_OBJ, 4, NO_ID },
-					  { T_OTHER, 0, NO_ID } };
-		len = mkacl(acl, 2, eq, 3);
-		CHECK_EQ(xattr_set(fs, f, ACL_ACCESS, acl, len, 0, NULL), 0);
-		CHECK_EQ(imode(fs, f) & 07777, 0640);
-		CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, NULL, 0), -ENODATA);
-	}
+	len = MKACL(acl, { T_USER_OBJ, 6, NO_ID }, { T_GROUP_OBJ, 4, NO_ID },
+		    { T_OTHER, 0, NO_ID });
+	CHECK_EQ(xattr_set(fs, f, ACL_ACCESS, acl, len, 0, NULL), 0);
+	CHECK_EQ(imode(fs, f) & 07777, 0640);
+	CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, NULL, 0), -ENODATA);
 	/* The mask stands for the group class. */
-	{
-		const struct ent m[] = { { T_USER_OBJ, 7, NO_ID },
-					 { T_GROUP_OBJ, 5, NO_ID },
-					 { T_MASK, 3, NO_ID },
-					 { T_OTHER, 1, NO_ID } };
-		len = mkacl(acl, 2, m, 4);
-		CHECK_EQ(xattr_set(fs, f, ACL_ACCESS, acl, len, 0, NULL), 0);
-		CHECK_EQ(imode(fs, f) & 07777, 0731);
-		CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, NULL, 0), len);
-	}
+	len = MKACL(acl, { T_USER_OBJ, 7, NO_ID }, { T_GROUP_OBJ, 5, NO_ID },
+		    { T_MASK, 3, NO_ID }, { T_OTHER, 1, NO_ID });
+	CHECK_EQ(xattr_set(fs, f, ACL_ACCESS, acl, len, 0, NULL), 0);
+	CHECK_EQ(imode(fs, f) & 07777, 0731);
+	CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, NULL, 0), len);
 	/* Empty value, or a header alone: the ACL goes, the mode stays. */
 	CHECK_EQ(xattr_set(fs, f, ACL_ACCESS, acl, 4, 0, NULL), 0);
 	CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, NULL, 0), -ENODATA);
@@ -505,8 +513,7 @@ static void test_acl_set(struct fs *fs, ext2_ino_t f, ext2_ino_t d)
 	CHECK_EQ(xattr_set(fs, f, ACL_DEFAULT, acl, len, 0, NULL), -EACCES);
 	CHECK_EQ(xattr_remove(fs, f, ACL_DEFAULT), 0);
 	CHECK_EQ(xattr_set(fs, d, ACL_DEFAULT, acl, len, 0, NULL), 0);
-	CHECK_EQ(xattr_get(fs, d, ACL_DEFAULT, out, sizeof(out)), len);
-	CHECK(!memcmp(out, acl, len));
+	check_value(fs, d, ACL_DEFAULT, acl, len);
 	CHECK_EQ(xattr_remove(fs, d, ACL_DEFAULT), 0);
 	CHECK_EQ(xattr_get(fs, d, ACL_DEFAULT, out, sizeof(out)), -ENODATA);
 	CHECK_EQ(xattr_remove(fs, d, ACL_DEFAULT), 0);
@@ -534,7 +541,7 @@ static void test_acl_set(struct fs *fs, ext2_ino_t f, ext2_ino_t d)
 
 static void test_acl_chmod(struct fs *fs, ext2_ino_t f)
 {
-	unsigned char acl[256], out[256], want[256];
+	unsigned char acl[256], want[256];
 	size_t len;
 	int ret;
 
@@ -544,17 +551,10 @@ static void test_acl_chmod(struct fs *fs, ext2_ino_t f)
 	ret = acl_chmod(fs, f, 0640);
 	fs_unlock(fs);
 	CHECK_EQ(ret, 0);
-	{
-		const struct ent w[] = { { T_USER_OBJ, 6, NO_ID },
-					 { T_USER, 6, 1000 },
-					 { T_GROUP_OBJ, 5, NO_ID },
-					 { T_GROUP, 1, 2000 },
-					 { T_MASK, 4, NO_ID },
-					 { T_OTHER, 0, NO_ID } };
-		len = mkacl(want, 2, w, 6);
-	}
-	CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, out, sizeof(out)), len);
-	CHECK(!memcmp(out, want, len));
+	len = MKACL(want, { T_USER_OBJ, 6, NO_ID }, { T_USER, 6, 1000 },
+		    { T_GROUP_OBJ, 5, NO_ID }, { T_GROUP, 1, 2000 },
+		    { T_MASK, 4, NO_ID }, { T_OTHER, 0, NO_ID });
+	check_value(fs, f, ACL_ACCESS, want, len);
 
 	/* Without a mask, the owning group takes the group bits. */
 	{
@@ -565,19 +565,15 @@ static void test_acl_chmod(struct fs *fs, ext2_ino_t f)
 		static const unsigned char disk[16] = {
 			1, 0, 0, 0, 1, 0, 7, 0, 4, 0, 7, 0, 0x20, 0, 7, 0
 		};
-		const struct ent w[] = { { T_USER_OBJ, 5, NO_ID },
-					 { T_GROUP_OBJ, 1, NO_ID },
-					 { T_OTHER, 0, NO_ID } };
-
 		fs_lock(fs);
 		ret = xattr_raw_set(fs, f, ACL_ACCESS, disk, 16);
 		if (!ret)
 			ret = acl_chmod(fs, f, 0510);
 		fs_unlock(fs);
 		CHECK_EQ(ret, 0);
-		len = mkacl(want, 2, w, 3);
-		CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, out, sizeof(out)), len);
-		CHECK(!memcmp(out, want, len));
+		len = MKACL(want, { T_USER_OBJ, 5, NO_ID },
+			    { T_GROUP_OBJ, 1, NO_ID }, { T_OTHER, 0, NO_ID });
+		check_value(fs, f, ACL_ACCESS, want, len);
 	}
 	CHECK_EQ(xattr_remove(fs, f, ACL_ACCESS), 0);
 	fs_lock(fs);
@@ -590,7 +586,7 @@ static void test_acl_chmod(struct fs *fs, ext2_ino_t f)
 static void test_inherit(struct fs *fs, ext2_ino_t root)
 {
 	struct fs_cred cred = unit_root();
-	unsigned char acl[256], out[256], want[256];
+	unsigned char acl[256], want[256];
 	ext2_ino_t d, plain, f, f2, sub, s, e, ef;
 	size_t len, dlen;
 
@@ -603,29 +599,18 @@ static void test_inherit(struct fs *fs, ext2_ino_t root)
 	CHECK_EQ(imode(fs, sub), S_IFDIR | 0755);
 
 	d = create(fs, root, "acldir", S_IFDIR | 0755, &cred);
-	{
-		const struct ent def[] = { { T_USER_OBJ, 7, NO_ID },
-					   { T_USER, 7, 1000 },
-					   { T_GROUP_OBJ, 5, NO_ID },
-					   { T_MASK, 7, NO_ID },
-					   { T_OTHER, 5, NO_ID } };
-		dlen = mkacl(acl, 2, def, 5);
-	}
+	dlen = MKACL(acl, { T_USER_OBJ, 7, NO_ID }, { T_USER, 7, 1000 },
+		     { T_GROUP_OBJ, 5, NO_ID }, { T_MASK, 7, NO_ID },
+		     { T_OTHER, 5, NO_ID });
 	CHECK_EQ(xattr_set(fs, d, ACL_DEFAULT, acl, dlen, 0, NULL), 0);
 
 	/* A file: the mode is masked by the ACL, the umask is not applied. */
 	f = create(fs, d, "file", S_IFREG | 0666, &cred);
 	CHECK_EQ(imode(fs, f), S_IFREG | 0664);
-	{
-		const struct ent w[] = { { T_USER_OBJ, 6, NO_ID },
-					 { T_USER, 7, 1000 },
-					 { T_GROUP_OBJ, 5, NO_ID },
-					 { T_MASK, 6, NO_ID },
-					 { T_OTHER, 4, NO_ID } };
-		len = mkacl(want, 2, w, 5);
-	}
-	CHECK_EQ(xattr_get(fs, f, ACL_ACCESS, out, sizeof(out)), len);
-	CHECK(!memcmp(out, want, len));
+	len = MKACL(want, { T_USER_OBJ, 6, NO_ID }, { T_USER, 7, 1000 },
+		    { T_GROUP_OBJ, 5, NO_ID }, { T_MASK, 6, NO_ID },
+		    { T_OTHER, 4, NO_ID });
+	check_value(fs, f, ACL_ACCESS, want, len);
 	CHECK_EQ(xattr_get(fs, f, ACL_DEFAULT, NULL, 0), -ENODATA);
 
 	f2 = create(fs, d, "private", S_IFREG | 0600, &cred);
@@ -635,10 +620,8 @@ static void test_inherit(struct fs *fs, ext2_ino_t root)
 	/* A directory gets both the access and the default ACL. */
 	sub = create(fs, d, "subdir", S_IFDIR | 0777, &cred);
 	CHECK_EQ(imode(fs, sub), S_IFDIR | 0775);
-	CHECK_EQ(xattr_get(fs, sub, ACL_ACCESS, out, sizeof(out)), dlen);
-	CHECK(!memcmp(out, acl, dlen));
-	CHECK_EQ(xattr_get(fs, sub, ACL_DEFAULT, out, sizeof(out)), dlen);
-	CHECK(!memcmp(out, acl, dlen));
+	check_value(fs, sub, ACL_ACCESS, acl, dlen);
+	check_value(fs, sub, ACL_DEFAULT, acl, dlen);
 	/* ... and passes it on. */
 	f = create(fs, sub, "deep", S_IFREG | 0640, &cred);
 	CHECK_EQ(imode(fs, f), S_IFREG | 0640);
@@ -656,11 +639,6 @@ static void test_inherit(struct fs *fs, ext2_ino_t root)
 	/* The same through namei and a chmod through inode_setattr. */
 	{
 		struct stat st, chm = { .st_mode = 0750 };
-		const struct ent w[] = { { T_USER_OBJ, 7, NO_ID },
-					 { T_USER, 7, 1000 },
-					 { T_GROUP_OBJ, 5, NO_ID },
-					 { T_MASK, 5, NO_ID },
-					 { T_OTHER, 0, NO_ID } };
 		ext2_ino_t nf;
 
 		CHECK_EQ(namei_mknod(fs, d, "nfile", S_IFREG | 0666, 0, &cred,
@@ -670,25 +648,20 @@ static void test_inherit(struct fs *fs, ext2_ino_t root)
 		CHECK_EQ(xattr_get(fs, nf, ACL_ACCESS, NULL, 0), len);
 		CHECK_EQ(namei_mkdir(fs, d, "ndir", 0777, &cred, &st), 0);
 		CHECK_EQ(st.st_mode, S_IFDIR | 0775);
-		CHECK_EQ(xattr_get(fs, st.st_ino, ACL_DEFAULT, out, 256),
-			 dlen);
-		CHECK(!memcmp(out, acl, dlen));
+		check_value(fs, st.st_ino, ACL_DEFAULT, acl, dlen);
 		CHECK_EQ(inode_setattr(fs, nf, &chm, FS_SET_MODE, &cred, &st),
 			 0);
 		CHECK_EQ(st.st_mode, S_IFREG | 0750);
-		len = mkacl(want, 2, w, 5);
-		CHECK_EQ(xattr_get(fs, nf, ACL_ACCESS, out, sizeof(out)), len);
-		CHECK(!memcmp(out, want, len));
+		len = MKACL(want, { T_USER_OBJ, 7, NO_ID }, { T_USER, 7, 1000 },
+			    { T_GROUP_OBJ, 5, NO_ID }, { T_MASK, 5, NO_ID },
+			    { T_OTHER, 0, NO_ID });
+		check_value(fs, nf, ACL_ACCESS, want, len);
 	}
 
 	/* A default ACL the mode can express: no access ACL, no umask. */
 	e = create(fs, root, "eqdir", S_IFDIR | 0755, &cred);
-	{
-		const struct ent eq[] = { { T_USER_OBJ, 7, NO_ID },
-					  { T_GROUP_OBJ, 7, NO_ID },
-					  { T_OTHER, 7, NO_ID } };
-		len = mkacl(acl, 2, eq, 3);
-	}
+	len = MKACL(acl, { T_USER_OBJ, 7, NO_ID }, { T_GROUP_OBJ, 7, NO_ID },
+		    { T_OTHER, 7, NO_ID });
 	CHECK_EQ(xattr_set(fs, e, ACL_DEFAULT, acl, len, 0, NULL), 0);
 	ef = create(fs, e, "f", S_IFREG | 0666, &cred);
 	CHECK_EQ(imode(fs, ef), S_IFREG | 0666);
