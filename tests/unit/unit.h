@@ -170,14 +170,14 @@ static inline int unit_rmf(struct fs *fs, ext2_ino_t dir, const char *prefix,
  */
 struct unit_lister {
 	int budget;
-	int taken;		/* entries accepted by the current call */
-	off_t next;		/* cookie to resume from */
-	int want_attrs;		/* readdirplus: check st against ino/dtype */
+	int taken;	/* entries accepted by the current call */
+	off_t next;	/* cookie to resume from */
+	int want_attrs;	/* readdirplus: st must match ino and dtype */
 	const char *prefix;
 	int dot, dotdot, other, dup, calls;
-	int bad_order;		/* a cookie that did not grow */
-	int bad_attr;		/* with want_attrs: st missing or not matching */
-	int bad_dtype;		/* without: not DT_DIR for dots, DT_REG else */
+	int bad_order;	/* a cookie that did not grow */
+	int bad_attr;	/* with want_attrs: st missing or not matching */
+	int bad_dtype;	/* without: dots not DT_DIR, others not DT_REG */
 	int seen[UNIT_LIST_MAX];
 };
 
