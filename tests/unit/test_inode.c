@@ -87,6 +87,37 @@ static int set_owner(struct fs *fs, ext2_ino_t ino, uid_t uid, gid_t gid,
 			     NULL);
 }
 
+/*
+ * Adds `fl` (immutable or append-only) to ino's flags as root, then checks
+ * that mode, owner and size are refused. Returns the flags from before.
+ */
+static uint32_t set_locked(struct fs *fs, ext2_ino_t ino, uint32_t fl)
+{
+	struct stat st = { .st_size = 0 };
+	uint32_t flags = 0;
+
+	CHECK_EQ(ioctl_getflags(fs, ino, &flags), 0);
+	CHECK_EQ(ioctl_setflags(fs, ino, flags | fl, &root), 0);
+	CHECK_EQ(set_mode(fs, ino, 0600), -EPERM);
+	CHECK_EQ(set_owner(fs, ino, 1, 1, &root), -EPERM);
+	CHECK_EQ(inode_setattr(fs, ino, &st, FS_SET_SIZE, &root, NULL),
+		 -EPERM);
+	return flags;
+}
+
+/* Sets and clears i_flags bits behind the core's back, no checks made. */
+static void poke_flags(struct fs *fs, ext2_ino_t ino, uint32_t set,
+		       uint32_t clear)
+{
+	struct ext2_inode_large inode;
+
+	fs_lock(fs);
+	fsi_read(fs, ino, &inode);
+	inode.i_flags = (inode.i_flags | set) & ~clear;
+	fsi_write(fs, ino, &inode);
+	fs_unlock(fs);
+}
+
 static const struct {
 	const char *name;
 	int64_t sec;
@@ -324,28 +355,14 @@ static void test_flags(void)
 	CHECK_EQ(ioctl_getflags(fs, f, &flags), 0);
 	CHECK(!(flags & EXT4_INLINE_DATA_FL));
 	/* Flags outside the visible set are not reported. */
-	fs_lock(fs);
-	fsi_read(fs, f, &inode);
-	inode.i_flags |= EXT4_EA_INODE_FL;
-	fsi_write(fs, f, &inode);
-	fs_unlock(fs);
+	poke_flags(fs, f, EXT4_EA_INODE_FL, 0);
 	CHECK_EQ(ioctl_getflags(fs, f, &flags), 0);
 	CHECK(!(flags & EXT4_EA_INODE_FL));
 	CHECK_EQ(ioctl_setflags(fs, f, flags, &root), 0);
-	fs_lock(fs);
-	fsi_read(fs, f, &inode);
-	inode.i_flags &= ~EXT4_EA_INODE_FL;
-	fsi_write(fs, f, &inode);
-	fs_unlock(fs);
+	poke_flags(fs, f, 0, EXT4_EA_INODE_FL);
 
 	/* Immutable: nothing changes, not even by root. */
-	CHECK_EQ(ioctl_getflags(fs, imm, &flags), 0);
-	CHECK_EQ(ioctl_setflags(fs, imm, flags | EXT2_IMMUTABLE_FL, &root), 0);
-	CHECK_EQ(set_mode(fs, imm, 0600), -EPERM);
-	CHECK_EQ(set_owner(fs, imm, 1, 1, &root), -EPERM);
-	st.st_size = 0;
-	CHECK_EQ(inode_setattr(fs, imm, &st, FS_SET_SIZE, &root, NULL),
-		 -EPERM);
+	flags = set_locked(fs, imm, EXT2_IMMUTABLE_FL);
 	CHECK_EQ(inode_setattr(fs, imm, &st, FS_SET_ATIME | FS_SET_ATIME_NOW,
 			       &root, NULL), -EPERM);
 	CHECK_EQ(ioctl_setflags(fs, imm, flags | EXT2_IMMUTABLE_FL |
@@ -357,13 +374,7 @@ static void test_flags(void)
 	CHECK_EQ(set_mode(fs, imm, 0600), 0);
 
 	/* Append-only: only touching the times to now. */
-	CHECK_EQ(ioctl_getflags(fs, app, &flags), 0);
-	CHECK_EQ(ioctl_setflags(fs, app, flags | EXT2_APPEND_FL, &root), 0);
-	CHECK_EQ(set_mode(fs, app, 0600), -EPERM);
-	CHECK_EQ(set_owner(fs, app, 1, 1, &root), -EPERM);
-	st.st_size = 0;
-	CHECK_EQ(inode_setattr(fs, app, &st, FS_SET_SIZE, &root, NULL),
-		 -EPERM);
+	set_locked(fs, app, EXT2_APPEND_FL);
 	CHECK_EQ(inode_setattr(fs, app, &st, FS_SET_MTIME, &root, NULL),
 		 -EPERM);
 	CHECK_EQ(inode_setattr(fs, app, &st, FS_SET_ATIME | FS_SET_ATIME_NOW |
