@@ -56,6 +56,35 @@ static uint64_t file_size(struct fs *fs, ext2_ino_t ino)
 	return fsi_size(&inode);
 }
 
+/* The mapping at pos as iomap_begin reports it; returns 0 or -errno. */
+static int report(struct fs *fs, ext2_ino_t ino, uint64_t pos, uint64_t len,
+		  struct iomap *map)
+{
+	int ret;
+
+	fs_lock(fs);
+	ret = iomap_begin(fs, ino, pos, len, IOMAP_OP_REPORT, map);
+	fs_unlock(fs);
+	return ret;
+}
+
+/* Do the 4 KiB at off read back with c at both ends? */
+static int block_reads_as(struct fs *fs, ext2_ino_t ino, uint64_t off, char c)
+{
+	char back[4096];
+
+	return iomap_read(fs, ino, back, sizeof(back), off) == sizeof(back) &&
+	       back[0] == c && back[sizeof(back) - 1] == c;
+}
+
+/* fallocate(PUNCH_HOLE | KEEP_SIZE), the only punch there is. */
+static int punch(struct fs *fs, ext2_ino_t ino, uint64_t off, uint64_t len)
+{
+	return iomap_fallocate(fs, ino,
+			       FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+			       len);
+}
+
 static void test_basic(const char *img_args, const char *name)
 {
 	const char *img = unit_mkfs(name, img_args, 65536);
@@ -69,9 +98,7 @@ static void test_basic(const char *img_args, const char *name)
 	fs = unit_open(img, 0);
 
 	/* Empty file: a hole to infinity, nothing to read. */
-	fs_lock(fs);
-	CHECK_EQ(iomap_begin(fs, ino, 0, 4096, IOMAP_OP_REPORT, &map), 0);
-	fs_unlock(fs);
+	CHECK_EQ(report(fs, ino, 0, 4096, &map), 0);
 	CHECK_EQ(map.type, IOMAP_HOLE);
 	CHECK_EQ(iomap_read(fs, ino, buf, sizeof(buf), 0), 0);
 
@@ -84,9 +111,7 @@ static void test_basic(const char *img_args, const char *name)
 		;
 	CHECK_EQ(i, 4096);
 	CHECK(buf[4096] == 'a' && buf[4195] == 'a');
-	fs_lock(fs);
-	CHECK_EQ(iomap_begin(fs, ino, 1 << 20, 1, IOMAP_OP_REPORT, &map), 0);
-	fs_unlock(fs);
+	CHECK_EQ(report(fs, ino, 1 << 20, 1, &map), 0);
 	CHECK_EQ(map.type, IOMAP_MAPPED);
 	CHECK(map.addr != 0);
 
@@ -149,12 +174,10 @@ static void test_unwritten(void)
 	for (i = 0; i < sizeof(buf) && (!buf[i] || (i >= 5000 && i < 5005)); i++)
 		;
 	CHECK_EQ(i, sizeof(buf));
-	fs_lock(fs);
-	CHECK_EQ(iomap_begin(fs, ino, 4096, 1, IOMAP_OP_REPORT, &map), 0);
+	CHECK_EQ(report(fs, ino, 4096, 1, &map), 0);
 	CHECK_EQ(map.type, IOMAP_MAPPED);
-	CHECK_EQ(iomap_begin(fs, ino, 8192, 1, IOMAP_OP_REPORT, &map), 0);
+	CHECK_EQ(report(fs, ino, 8192, 1, &map), 0);
 	CHECK_EQ(map.type, IOMAP_UNWRITTEN);
-	fs_unlock(fs);
 	fs_close(fs);
 	unit_fsck(img);
 }
@@ -197,9 +220,7 @@ static void test_extents_merge(void)
 			break;
 	}
 	CHECK_EQ(i, 512);
-	fs_lock(fs);
-	CHECK_EQ(iomap_begin(fs, ino, 0, 1, IOMAP_OP_REPORT, &map), 0);
-	fs_unlock(fs);
+	CHECK_EQ(report(fs, ino, 0, 1, &map), 0);
 	CHECK_EQ(map.type, IOMAP_MAPPED);
 	CHECK_EQ(map.length, 512 * 4096);
 	fs_close(fs);
@@ -243,9 +264,7 @@ static void test_map_cache(const char *img_args, const char *name,
 	CHECK_EQ(iomap_write(fs, ino, buf, sizeof(buf), 0, 0), sizeof(buf));
 	map_cache_counts(fs, &hits0, &misses0);
 	for (i = 0; i < 256; i++)
-		if (iomap_read(fs, ino, back, 4096, i * 4096ULL) != 4096 ||
-		    back[0] != 'a' || back[4095] != 'a')
-			bad++;
+		bad += !block_reads_as(fs, ino, i * 4096ULL, 'a');
 	CHECK_EQ(bad, 0);
 	map_cache_counts(fs, &hits, &misses);
 	printf("     256 reads of 4 KiB: %llu hits, %llu misses\n",
@@ -259,27 +278,20 @@ static void test_map_cache(const char *img_args, const char *name,
 	CHECK_EQ(bad, 0);
 
 	/* Punch what is cached: reads give zeros, not the old blocks. */
-	CHECK_EQ(iomap_fallocate(fs, ino,
-				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 65536, 65536),
-		 0);
-	CHECK_EQ(iomap_read(fs, ino, back, 4096, 65536), 4096);
-	CHECK(back[0] == 0 && back[4095] == 0);
+	CHECK_EQ(punch(fs, ino, 65536, 65536), 0);
+	CHECK(block_reads_as(fs, ino, 65536, 0));
 	/* The freed blocks go to another file; ours still reads zeros. */
 	memset(buf, 'z', 65536);
 	CHECK_EQ(iomap_write(fs, other, buf, 65536, 0, 0), 65536);
-	CHECK_EQ(iomap_read(fs, ino, back, 4096, 65536 + 8192), 4096);
-	CHECK(back[0] == 0 && back[4095] == 0);
+	CHECK(block_reads_as(fs, ino, 65536 + 8192, 0));
 	/* Fill the hole again: its new blocks are read, not zeros. */
 	memset(buf, 'c', 65536);
 	CHECK_EQ(iomap_write(fs, ino, buf, 65536, 65536, 0), 65536);
-	CHECK_EQ(iomap_read(fs, ino, back, 4096, 65536 + 4096), 4096);
-	CHECK(back[0] == 'c' && back[4095] == 'c');
+	CHECK(block_reads_as(fs, ino, 65536 + 4096, 'c'));
 	/* Truncate down and up: the tail is a hole again. */
 	CHECK_EQ(truncate_to(fs, ino, 4096), 0);
 	CHECK_EQ(truncate_to(fs, ino, 1 << 20), 0);
-	CHECK_EQ(iomap_read(fs, ino, back, 4096, 8192), 4096);
-	CHECK(back[0] == 0 && back[4095] == 0);
+	CHECK(block_reads_as(fs, ino, 8192, 0));
 	/* ZERO_RANGE turns written blocks back into unwritten ones. */
 	CHECK_EQ(iomap_read(fs, ino, back, 4096, 0), 4096);
 	CHECK(back[0] == 'b' && back[1] == 'a');
@@ -291,8 +303,7 @@ static void test_map_cache(const char *img_args, const char *name,
 		goto out;
 	}
 	CHECK_EQ(iomap_fallocate(fs, ino, FALLOC_FL_ZERO_RANGE, 0, 4096), 0);
-	CHECK_EQ(iomap_read(fs, ino, back, 4096, 0), 4096);
-	CHECK(back[0] == 0 && back[4095] == 0);
+	CHECK(block_reads_as(fs, ino, 0, 0));
 out:
 	fs_close(fs);
 	unit_fsck(img);
@@ -359,10 +370,7 @@ static void test_last_block(void)
 	CHECK_EQ(fs_statfs(fs, &sv), 0);
 	CHECK_EQ(sv.f_bfree, 0);
 	CHECK_EQ(truncate_to(fs, small, 0), 0);
-	CHECK_EQ(iomap_fallocate(fs, big,
-				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 5120, 1024),
-		 0);
+	CHECK_EQ(punch(fs, big, 5120, 1024), 0);
 	CHECK_EQ(iomap_read(fs, big, buf, 3072, 4096), 3072);
 	CHECK(buf[1023] == 'b' && buf[1024] == 0 && buf[2047] == 0 &&
 	      buf[2048] == 'b');
@@ -400,10 +408,7 @@ static void test_seek_and_fallocate(void)
 		 -EOPNOTSUPP);
 	CHECK_EQ(iomap_fallocate(fs, ino, FALLOC_FL_COLLAPSE_RANGE, 0, 4096),
 		 -EOPNOTSUPP);
-	CHECK_EQ(iomap_fallocate(fs, ino,
-				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 100, 4096 * 3),
-		 0);
+	CHECK_EQ(punch(fs, ino, 100, 4096 * 3), 0);
 	CHECK_EQ(iomap_read(fs, ino, buf, 4096, 0), 4096);
 	CHECK(buf[99] == 'd' && buf[100] == 0 && buf[4095] == 0);
 	fs_close(fs);
@@ -432,10 +437,7 @@ static void test_punch_blockmap(void)
 
 	memset(model, 0x3b, size);
 	CHECK_EQ(iomap_write(fs, ino, model, size, 0, 0), (ssize_t)size);
-	CHECK_EQ(iomap_fallocate(fs, ino,
-				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 off, len),
-		 0);
+	CHECK_EQ(punch(fs, ino, off, len), 0);
 	memset(model + off, 0, len);
 	CHECK_EQ(iomap_read(fs, ino, got, size, 0), (ssize_t)size);
 	for (i = 0; i < size; i++)
