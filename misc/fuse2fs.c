@@ -277,7 +277,10 @@ static int op_mkdir(const char *path, mode_t mode)
 	return ret;
 }
 
-static int op_unlink(const char *path)
+/* unlink and rmdir: remove, one of the two, takes path's last name. */
+static int remove_name(const char *path,
+		       int (*remove)(struct fs *fs, ext2_ino_t dir,
+				     const char *name))
 {
 	const char *name;
 	ext2_ino_t dir;
@@ -285,20 +288,18 @@ static int op_unlink(const char *path)
 
 	ret = resolve_parent(path, &dir, &name);
 	if (!ret)
-		ret = namei_unlink(ctx_fs(), dir, name);
+		ret = remove(ctx_fs(), dir, name);
 	return ret;
+}
+
+static int op_unlink(const char *path)
+{
+	return remove_name(path, namei_unlink);
 }
 
 static int op_rmdir(const char *path)
 {
-	const char *name;
-	ext2_ino_t dir;
-	int ret;
-
-	ret = resolve_parent(path, &dir, &name);
-	if (!ret)
-		ret = namei_rmdir(ctx_fs(), dir, name);
-	return ret;
+	return remove_name(path, namei_rmdir);
 }
 
 static int op_symlink(const char *target, const char *path)
@@ -558,6 +559,7 @@ static int op_statfs(const char *path, struct statvfs *st)
 	return fs_statfs(ctx_fs(), st);
 }
 
+/* Also releasedir: a directory handle is dropped the same way. */
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
@@ -679,13 +681,6 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	ret = dir_read(ctx_fs(), ino, off, !!(flags & FUSE_READDIR_PLUS),
 		       fill_dir, &d);
 	return ret < 0 ? ret : 0;
-}
-
-static int op_releasedir(const char *path, struct fuse_file_info *fi)
-{
-	(void)path;
-	drop_handle(fi);
-	return 0;
 }
 
 static int op_access(const char *path, int mask)
@@ -825,7 +820,7 @@ static const struct fuse_operations fuse2fs_ops = {
 	.removexattr = op_removexattr,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
-	.releasedir = op_releasedir,
+	.releasedir = op_release,
 	.fsyncdir = op_fsync,
 	.access = op_access,
 	.ioctl = op_ioctl,
