@@ -207,23 +207,38 @@ out:
 
 /* ---- blocks, through the libext2fs file layer ---- */
 
-/* Bytes from pos to the end of its block, at most left. */
-static unsigned piece_at(struct fs *fs, uint64_t pos, size_t left)
-{
-	unsigned piece = fs->e2->blocksize - pos % fs->e2->blocksize;
-
-	return piece > left ? left : piece;
-}
-
-/* -EFSCORRUPTED if the block holding pos maps outside the filesystem. */
-static int check_block(struct fs *fs, ext2_ino_t ino, ext2_file_t file,
-		       uint64_t pos)
+/*
+ * The next piece of a block-at-a-time transfer: *piece is the bytes from
+ * pos to the end of its block, at most left. -EFSCORRUPTED if that block
+ * maps outside the filesystem, which the file layer would not check.
+ */
+static int next_piece(struct fs *fs, ext2_ino_t ino, ext2_file_t file,
+		      uint64_t pos, size_t left, unsigned *piece)
 {
 	blk64_t pblk;
 	int rflags;
 
+	*piece = fs->e2->blocksize - pos % fs->e2->blocksize;
+	if (*piece > left)
+		*piece = left;
 	return map_block(fs, ino, ext2fs_file_get_inode(file),
 			 pos / fs->e2->blocksize, &pblk, &rflags);
+}
+
+/*
+ * Closes the file-layer handle of a transfer that stopped with err (from
+ * libext2fs) or ret (-errno). After a failure the close would only fail
+ * the same way again (it flushes the block that failed), so its own
+ * error counts only when nothing failed before. Returns the error that
+ * stands; the caller converts it (FS_ERR records the caller's name).
+ */
+static errcode_t close_after(ext2_file_t file, errcode_t err, int ret)
+{
+	if (err || ret) {
+		ext2fs_file_close(file);
+		return err;
+	}
+	return ext2fs_file_close(file);
 }
 
 static ssize_t blocks_read(struct fs *fs, ext2_ino_t ino,
@@ -241,10 +256,10 @@ static ssize_t blocks_read(struct fs *fs, ext2_ino_t ino,
 		return FS_ERR(fs, err, ino);
 	err = ext2fs_file_llseek(file, off, EXT2_SEEK_SET, NULL);
 	while (!err && done < size) {
-		unsigned piece = piece_at(fs, off + done, size - done);
-		unsigned got = 0;
+		unsigned piece, got = 0;
 
-		ret = check_block(fs, ino, file, off + done);
+		ret = next_piece(fs, ino, file, off + done, size - done,
+				 &piece);
 		if (ret)
 			break;
 		err = ext2fs_file_read(file, buf + done, piece, &got);
@@ -252,10 +267,7 @@ static ssize_t blocks_read(struct fs *fs, ext2_ino_t ino,
 		if (got < piece)
 			break;
 	}
-	if (!err)
-		err = ext2fs_file_close(file);
-	else
-		ext2fs_file_close(file);
+	err = close_after(file, err, ret);
 	if (!ret)
 		ret = FS_ERR(fs, err, ino);
 	return ret ? ret : (ssize_t)done;
@@ -290,10 +302,10 @@ static ssize_t blocks_write(struct fs *fs, ext2_ino_t ino,
 		return FS_ERR(fs, err, ino);
 	err = ext2fs_file_llseek(file, off, EXT2_SEEK_SET, NULL);
 	while (!err && done < size) {
-		unsigned piece = piece_at(fs, off + done, size - done);
-		unsigned got = 0;
+		unsigned piece, got = 0;
 
-		ret = check_block(fs, ino, file, off + done);
+		ret = next_piece(fs, ino, file, off + done, size - done,
+				 &piece);
 		if (ret)
 			break;
 		err = ext2fs_file_write(file, buf + done, piece, &got);
@@ -302,11 +314,7 @@ static ssize_t blocks_write(struct fs *fs, ext2_ino_t ino,
 		if (!err)
 			done += piece;
 	}
-	/* After a failed block, closing retries and fails the same way. */
-	if (!err && !ret)
-		err = ext2fs_file_close(file);
-	else
-		ext2fs_file_close(file);
+	err = close_after(file, err, ret);
 	if (!err && !ret)
 		return done;
 	if (!ret)
