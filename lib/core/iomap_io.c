@@ -7,6 +7,7 @@
  * see blocks that another file got after a truncate freed them.
  */
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/iomap.h"
@@ -40,34 +41,54 @@ static int pread_full(struct fs *fs, void *buf, size_t len, uint64_t addr)
 	return 0;
 }
 
-static int pwrite_full(struct fs *fs, const void *buf, size_t len,
-		       uint64_t addr)
+/* Zeros for new blocks' unwritten parts (a block is at most 64 KiB). */
+static const char zeros[65536];
+
+/* Writes the iovecs (modified) at addr, all of them or an error. */
+static int pwritev_full(struct fs *fs, struct iovec *iov, int cnt,
+			uint64_t addr)
 {
 	int fd = fs->data_fd;
-	errcode_t err = cache_io_sync_range(fs->e2->io, addr, len,
-					    CACHE_IO_SYNC_WRITE);
+	size_t len = 0;
+	errcode_t err;
 
+	for (int i = 0; i < cnt; i++)
+		len += iov[i].iov_len;
+	err = cache_io_sync_range(fs->e2->io, addr, len, CACHE_IO_SYNC_WRITE);
 	if (err)
 		return -EIO;
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, addr);
+	while (cnt) {
+		ssize_t n = pwritev(fd, iov, cnt, addr);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
-		buf = (const char *)buf + n;
-		len -= n;
 		addr += n;
+		while (cnt && (size_t)n >= iov->iov_len) {
+			n -= iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= n;
+		}
 	}
 	cache_io_note_write(fs->e2->io);
 	return 0;
 }
 
+static int pwrite_full(struct fs *fs, const void *buf, size_t len,
+		       uint64_t addr)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	return pwritev_full(fs, &iov, 1, addr);
+}
+
 int iomap_write_zeros(struct fs *fs, uint64_t len, uint64_t addr)
 {
-	static const char zeros[65536];
-
 	while (len) {
 		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
 		int ret = pwrite_full(fs, zeros, n, addr);
@@ -162,30 +183,30 @@ static int range_is_overwrite(struct fs *fs, ext2_ino_t ino, uint64_t pos,
 	return 1;
 }
 
-/* Writes one mapping's share of the data; zeroes new blocks around it. */
+/*
+ * Writes one mapping's share of the data. The rest of a new or unwritten
+ * block reads as zeros from now on, so its zeros go out in the same
+ * pwritev as the data (a small file's last block costs one syscall).
+ */
 static int write_segment(struct fs *fs, const struct iomap *map,
 			 const char *src, uint64_t pos, uint64_t n)
 {
 	uint64_t bs = fs->e2->blocksize;
 	uint64_t addr = map->addr + (pos - map->offset);
-	int ret;
+	uint64_t head = 0, tail = 0;
+	struct iovec iov[3];
+	int cnt = 0;
 
 	if (map->type == IOMAP_UNWRITTEN || (map->flags & IOMAP_F_NEW)) {
-		/* The whole block becomes written: its other bytes read 0. */
-		uint64_t head = pos % bs, tail = (pos + n) % bs;
-
-		if (head) {
-			ret = iomap_write_zeros(fs, head, addr - head);
-			if (ret)
-				return ret;
-		}
-		if (tail) {
-			ret = iomap_write_zeros(fs, bs - tail, addr + n);
-			if (ret)
-				return ret;
-		}
+		head = pos % bs;
+		tail = (pos + n) % bs ? bs - (pos + n) % bs : 0;
 	}
-	return pwrite_full(fs, src, n, addr);
+	if (head)
+		iov[cnt++] = (struct iovec){ (void *)zeros, head };
+	iov[cnt++] = (struct iovec){ (void *)src, n };
+	if (tail)
+		iov[cnt++] = (struct iovec){ (void *)zeros, tail };
+	return pwritev_full(fs, iov, cnt, addr - head);
 }
 
 ssize_t iomap_write(struct fs *fs, ext2_ino_t ino, const void *buf,
