@@ -486,27 +486,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 /*
  * Reads from this size up are answered by splicing the data from the
  * image into the reply (below it libfuse copies through a buffer
- * anyway), as long as READ_SEGS extents and holes cover them.
+ * anyway), as long as GLUE_READ_SEGS extents and holes cover them.
  */
 #define SPLICE_MIN (32u << 10)
-#define READ_SEGS 32
 
 /* Holes and unwritten extents in a spliced reply; never written. */
-static char zeros[64 << 10];
-
-/*
- * Whether a reply of size bytes fits the pipe libfuse splices through,
- * by the room it asks for: a page per buffer (READ_SEGS, and a piece of
- * zeros per 64 KiB at most) and two more, beyond the data and header.
- * What does not fit, libfuse would copy through a fresh buffer.
- */
-static int splice_fits(const struct glue *g, size_t size)
-{
-	size_t bufs = READ_SEGS + size / sizeof(zeros) + 2;
-
-	return g->splice && size >= SPLICE_MIN &&
-	       size + 4096 * bufs + 64 <= g->splice_max;
-}
+static char zeros[GLUE_ZERO_PIECE];
 
 /* Replies with the pinned segments; the caller unpins after. */
 static void reply_pinned(fuse_req_t req, struct glue *g,
@@ -589,7 +574,7 @@ static void op_read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct glue *g = req_glue(req);
-	struct fs_data_seg segs[READ_SEGS];
+	struct fs_data_seg segs[GLUE_READ_SEGS];
 	struct fs_data_pin *pin;
 	unsigned n;
 	char *buf;
@@ -600,9 +585,9 @@ static void op_read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
 	 * The blocks stay pinned until the reply has taken their bytes, so
 	 * a truncate cannot hand them to another file in between.
 	 */
-	if (splice_fits(g, size)) {
+	if (size >= SPLICE_MIN && glue_splice_fits(g, size)) {
 		ret = file_read_pin(g->fs, node_to_ino(node), off, size, segs,
-				    READ_SEGS, &n, &pin);
+				    GLUE_READ_SEGS, &n, &pin);
 		if (ret > 0) {
 			reply_pinned(req, g, segs, n);
 			fs_data_unpin(g->fs, pin);
@@ -1143,6 +1128,12 @@ int main(int argc, char *argv[])
 	}
 	/* One kernel inode per ext2 inode: hard links share a page cache. */
 	g.fsopts.iomap_hardlinks = 1;
+	/* The executor splices read replies (see op_read). */
+	if (g.fsopts.iomap != FS_IOMAP_OFF &&
+	    glue_fit_reads_to_pipe(&g, &args)) {
+		ret = 1;
+		goto out;
+	}
 	/*
 	 * The core clears setuid/setgid itself on write, truncate and
 	 * chown; the kernel then stops asking for security.capability

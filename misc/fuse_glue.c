@@ -26,6 +26,8 @@
 #define GLUE_MAX_WRITE (1u << 20)
 /* Read-ahead the kernel may do: one request of the largest size. */
 #define GLUE_MAX_READAHEAD (1u << 20)
+/* Readahead is lowered in these steps until a reply splices. */
+#define GLUE_READAHEAD_STEP (128u << 10)
 /*
  * Dirty pages the kernel may hold for this mount under the writeback
  * cache: enough that random writes over a file of this size stay in the
@@ -528,6 +530,32 @@ static size_t pipe_capacity(void)
 	return res > 0 ? (size_t)res : 0;
 }
 
+int glue_splice_fits(const struct glue *g, size_t size)
+{
+	size_t bufs = GLUE_READ_SEGS + size / GLUE_ZERO_PIECE + 2;
+
+	return g->splice && size + 4096 * bufs + 64 <= g->splice_max;
+}
+
+int glue_fit_reads_to_pipe(struct glue *g, struct fuse_args *args)
+{
+	struct glue probe = { .splice = 1, .splice_max = pipe_capacity() };
+	unsigned size = GLUE_MAX_WRITE;
+	char opt[32];
+
+	if (g->max_read)
+		return 0;
+	while (size > GLUE_READAHEAD_STEP && !glue_splice_fits(&probe, size))
+		size -= GLUE_READAHEAD_STEP;
+	if (size == GLUE_MAX_WRITE || !glue_splice_fits(&probe, size))
+		return 0;
+	snprintf(opt, sizeof(opt), "-omax_read=%u", size);
+	if (fuse_opt_add_arg(args, opt))
+		return -1;
+	g->max_read = size;
+	return 0;
+}
+
 void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 		    unsigned want, unsigned dontwant)
 {
@@ -568,6 +596,10 @@ void glue_init_conn(struct glue *g, struct fuse_conn_info *conn,
 	g->splice = !!(conn->want & FUSE_CAP_SPLICE_WRITE);
 	if (g->splice)
 		g->splice_max = pipe_capacity();
+	/* Readahead requests no larger than what splices: see above. */
+	while (g->splice && conn->max_readahead > GLUE_READAHEAD_STEP &&
+	       !glue_splice_fits(g, conn->max_readahead))
+		conn->max_readahead -= GLUE_READAHEAD_STEP;
 	g->server_umask = (conn->want & acl) == acl;
 	tune_bdi(g, conn->max_readahead);
 }
