@@ -541,20 +541,8 @@ static void test_enospc(void)
 	unit_fsck(path);
 }
 
-static void change_iflags(struct fs *fs, ext2_ino_t ino, uint32_t set,
-			  uint32_t clear)
-{
-	struct ext2_inode_large inode;
-
-	fs_lock(fs);
-	fsi_read(fs, ino, &inode);
-	inode.i_flags = (inode.i_flags | set) & ~clear;
-	fsi_write(fs, ino, &inode);
-	fs_unlock(fs);
-}
-
-#define set_iflags(fs, ino, f) change_iflags(fs, ino, f, 0)
-#define clear_iflags(fs, ino, f) change_iflags(fs, ino, 0, f)
+#define set_iflags(fs, ino, f) unit_poke_flags(fs, ino, f, 0)
+#define clear_iflags(fs, ino, f) unit_poke_flags(fs, ino, 0, f)
 
 /* file_open's rules, O_TRUNC, setuid clearing, times, fsync, ro. */
 static void test_open_rules(void)

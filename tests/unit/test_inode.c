@@ -105,19 +105,6 @@ static uint32_t set_locked(struct fs *fs, ext2_ino_t ino, uint32_t fl)
 	return flags;
 }
 
-/* Sets and clears i_flags bits behind the core's back, no checks made. */
-static void poke_flags(struct fs *fs, ext2_ino_t ino, uint32_t set,
-		       uint32_t clear)
-{
-	struct ext2_inode_large inode;
-
-	fs_lock(fs);
-	fsi_read(fs, ino, &inode);
-	inode.i_flags = (inode.i_flags | set) & ~clear;
-	fsi_write(fs, ino, &inode);
-	fs_unlock(fs);
-}
-
 static const struct {
 	const char *name;
 	int64_t sec;
@@ -355,11 +342,11 @@ static void test_flags(void)
 	CHECK_EQ(ioctl_getflags(fs, f, &flags), 0);
 	CHECK(!(flags & EXT4_INLINE_DATA_FL));
 	/* Flags outside the visible set are not reported. */
-	poke_flags(fs, f, EXT4_EA_INODE_FL, 0);
+	unit_poke_flags(fs, f, EXT4_EA_INODE_FL, 0);
 	CHECK_EQ(ioctl_getflags(fs, f, &flags), 0);
 	CHECK(!(flags & EXT4_EA_INODE_FL));
 	CHECK_EQ(ioctl_setflags(fs, f, flags, &root), 0);
-	poke_flags(fs, f, 0, EXT4_EA_INODE_FL);
+	unit_poke_flags(fs, f, 0, EXT4_EA_INODE_FL);
 
 	/* Immutable: nothing changes, not even by root. */
 	flags = set_locked(fs, imm, EXT2_IMMUTABLE_FL);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/fs_internal.h"
 
 static int unit_failures;
 static char unit_dir[256];
@@ -278,6 +279,19 @@ static inline int unit_done(void)
 	printf("%s: %d failure(s)\n", unit_failures ? "FAILED" : "PASSED",
 	       unit_failures);
 	return unit_failures ? 1 : 0;
+}
+
+/* Sets and clears i_flags bits behind the core's back, no checks made. */
+static inline void unit_poke_flags(struct fs *fs, ext2_ino_t ino,
+				   uint32_t set, uint32_t clear)
+{
+	struct ext2_inode_large inode;
+
+	fs_lock(fs);
+	fsi_read(fs, ino, &inode);
+	inode.i_flags = (inode.i_flags | set) & ~clear;
+	fsi_write(fs, ino, &inode);
+	fs_unlock(fs);
 }
 
 #endif
