@@ -590,7 +590,7 @@ static void op_read(fuse_req_t req, fuse_ino_t node, size_t size, off_t off,
 				    GLUE_READ_SEGS, &n, &pin);
 		if (ret > 0) {
 			reply_pinned(req, g, segs, n);
-			fs_data_unpin(g->fs, pin);
+			fs_data_unpin(g->fs, pin, segs, n);
 			return;
 		}
 		if (ret != -EOPNOTSUPP && ret != -E2BIG) {

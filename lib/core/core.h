@@ -241,7 +241,12 @@ struct fs_data_pin;
 ssize_t file_read_pin(struct fs *fs, ext2_ino_t ino, off_t off, size_t size,
 		      struct fs_data_seg *segs, unsigned max, unsigned *nsegs,
 		      struct fs_data_pin **pin);
-void fs_data_unpin(struct fs *fs, struct fs_data_pin *pin);
+/*
+ * After the reply took the bytes: drops the image's cached copy of the
+ * segments (the FUSE page cache has them now) and unpins.
+ */
+void fs_data_unpin(struct fs *fs, struct fs_data_pin *pin,
+		   const struct fs_data_seg *segs, unsigned nsegs);
 /* The image fd the segments' addresses are in; not to be closed. */
 int fs_data_fd(struct fs *fs);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/fs_internal.h"
+#include "core/iomap.h"
 #include "support/cache_io.h"
 #include "support/crc32c.h"
 
@@ -196,6 +197,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	fs->data_fd = cache_io_get_fd(fs->e2->io);
 	ret = map_cache_init(fs);
 	if (!ret)
+		ret = uncache_init(fs);
+	if (!ret)
 		ret = itable_ra_init(fs);
 	if (!ret)
 		ret = iref_init(fs);
@@ -219,6 +222,7 @@ fail:
 		ext2fs_close_free(&fs->e2);
 	iref_fini(fs);
 	map_cache_fini(fs);
+	uncache_fini(fs);
 	itable_ra_fini(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);
@@ -247,6 +251,7 @@ int fs_close(struct fs *fs)
 	if (err)
 		ret = -EIO;
 	map_cache_fini(fs);
+	uncache_fini(fs);
 	itable_ra_fini(fs);
 	fs_unlock(fs);
 	pthread_mutex_destroy(&fs->lock);
@@ -329,6 +334,9 @@ int fs_sync(struct fs *fs)
 	}
 	ret = FS_ERR(fs, err, 0);
 	fs_unlock(fs);
+	/* On the device now: the FUSE page cache's copy is the one to keep. */
+	if (!ret)
+		uncache_sync(fs);
 	return ret;
 }
 

@@ -21,6 +21,7 @@
 
 struct iref_table;
 struct map_cache;
+struct uncache;
 
 struct fs {
 	uint32_t magic;
@@ -34,6 +35,7 @@ struct fs {
 	struct iref_table *irefs;
 	struct map_cache *maps;  /* recent block mappings (map_cache.c) */
 	int data_fd;             /* image fd for the data executor */
+	struct uncache *uncache; /* image pages to drop (iomap_uncache.c) */
 	enum fs_iomap_mode iomap_mode;
 	int iomap_hardlinks;     /* iomap also for files with several links */
 	void (*attr_hook)(void *arg, ext2_ino_t ino);

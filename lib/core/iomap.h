@@ -132,6 +132,17 @@ int iomap_write_zeros(struct fs *fs, uint64_t len, uint64_t addr);
 int iomap_truncate_locked(struct fs *fs, ext2_ino_t ino,
 			  struct ext2_inode_large *inode, uint64_t size);
 
+/* ---- iomap_uncache.c: one copy of file data in memory ---- */
+
+int uncache_init(struct fs *fs);
+void uncache_fini(struct fs *fs);
+/* After the bytes of [addr, addr + len) went into a reply. */
+void uncache_read(struct fs *fs, uint64_t addr, uint64_t len);
+/* After the executor wrote [addr, addr + len) to the image. */
+void uncache_written(struct fs *fs, uint64_t addr, uint64_t len);
+/* After an fsync: every queued written range is dropped. */
+void uncache_sync(struct fs *fs);
+
 /* ---- iomap_ops.c: what rides on the mappings ---- */
 
 /*

@@ -22,6 +22,7 @@ static int pread_full(struct fs *fs, void *buf, size_t len, uint64_t addr)
 	int fd = fs->data_fd;
 	errcode_t err = cache_io_sync_range(fs->e2->io, addr, len,
 					    CACHE_IO_SYNC_READ);
+	uint64_t start = addr, total = len;
 
 	if (err)
 		return -EIO;
@@ -38,6 +39,7 @@ static int pread_full(struct fs *fs, void *buf, size_t len, uint64_t addr)
 		len -= n;
 		addr += n;
 	}
+	uncache_read(fs, start, total);
 	return 0;
 }
 
@@ -49,6 +51,7 @@ static int pwritev_full(struct fs *fs, struct iovec *iov, int cnt,
 			uint64_t addr)
 {
 	int fd = fs->data_fd;
+	uint64_t start = addr;
 	size_t len = 0;
 	errcode_t err;
 
@@ -76,6 +79,7 @@ static int pwritev_full(struct fs *fs, struct iovec *iov, int cnt,
 		}
 	}
 	cache_io_note_write(fs->e2->io);
+	uncache_written(fs, start, len);
 	return 0;
 }
 

@@ -93,8 +93,12 @@ fail:
 	return ret;
 }
 
-void fs_data_unpin(struct fs *fs, struct fs_data_pin *pin)
+void fs_data_unpin(struct fs *fs, struct fs_data_pin *pin,
+		   const struct fs_data_seg *segs, unsigned nsegs)
 {
+	for (unsigned i = 0; i < nsegs; i++)
+		if (!segs[i].zero)
+			uncache_read(fs, segs[i].addr, segs[i].len);
 	if (pin)
 		iref_unpin(fs, (struct iref *)pin);
 }

@@ -81,7 +81,7 @@ static void test_pin_equals_read(void)
 			CHECK_EQ(gather(fs, segs, n, b), got);
 			CHECK(!memcmp(a, b, got));
 		}
-		fs_data_unpin(fs, pin);
+		fs_data_unpin(fs, pin, segs, n);
 	}
 	/* One segment cannot cover data, a hole and data again. */
 	CHECK_EQ(file_read_pin(fs, ino, 0, 400000, segs, 1, &n, &pin), -E2BIG);
@@ -89,7 +89,7 @@ static void test_pin_equals_read(void)
 	/* Pins are shared: a second reader is not shut out. */
 	CHECK(file_read_pin(fs, ino, 0, 4096, segs, 32, &n, &pin) > 0);
 	CHECK_EQ(file_read(fs, ino, a, 4096, 0), 4096);
-	fs_data_unpin(fs, pin);
+	fs_data_unpin(fs, pin, segs, n);
 	CHECK_EQ(fs_close(fs), 0);
 	unit_fsck(img);
 }

@@ -58,11 +58,15 @@ static inline int unit_run(const char *fmt, ...)
 	return system(cmd);
 }
 
-/* A private scratch directory, removed at exit unless KEEP_UNIT_DIR is set. */
+/*
+ * A private scratch directory, removed at exit unless KEEP_UNIT_DIR is set.
+ * In /var/tmp, not /tmp: that may be tmpfs, whose page cache cannot be
+ * dropped, and test_uncache counts an image's cached pages.
+ */
 static inline const char *unit_scratch(void)
 {
 	if (!unit_dir[0]) {
-		snprintf(unit_dir, sizeof(unit_dir), "/tmp/unit.XXXXXX");
+		snprintf(unit_dir, sizeof(unit_dir), "/var/tmp/unit.XXXXXX");
 		if (!mkdtemp(unit_dir)) {
 			perror("mkdtemp");
 			exit(1);
