@@ -333,6 +333,14 @@ static errcode_t cio_cache_readahead(io_channel ch, unsigned long long blk,
 
 /* ---- open and close ---- */
 
+/*
+ * umount(8) of a FUSE mount returns before the server has written its
+ * last blocks and closed the image, so `umount && mount` would find the
+ * lock still held by a server on its way out: it gets this long to go.
+ */
+#define LOCK_GRACE_MS 3000
+#define LOCK_POLL_MS 20
+
 static errcode_t take_ofd_lock(int fd, int rw)
 {
 	struct flock fl = {
@@ -341,13 +349,18 @@ static errcode_t take_ofd_lock(int fd, int rw)
 		.l_start = 0,
 		.l_len = 0,
 	};
+	const struct timespec poll = { 0, LOCK_POLL_MS * 1000000L };
+	int waited;
 
-	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-		return 0;
-	if (errno == EAGAIN || errno == EACCES)
-		return EBUSY;
-	/* Filesystems without lock support: open unlocked. */
-	return 0;
+	for (waited = 0;; waited += LOCK_POLL_MS) {
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EACCES)
+			return 0; /* no lock support: open unlocked */
+		if (waited >= LOCK_GRACE_MS)
+			return EBUSY;
+		nanosleep(&poll, NULL);
+	}
 }
 
 static void cio_free(struct cio *c)

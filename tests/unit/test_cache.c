@@ -607,7 +607,8 @@ static void test_ofd_lock(void)
 {
 	const char *path = raw_image("lock.img", 8);
 	io_channel a = NULL, b = NULL, c = NULL;
-	int status = -1;
+	int status = -1, held[2];
+	char byte;
 	pid_t pid;
 
 	CHECK_EQ(cache_io_manager->open(path, IO_FLAG_RW, &a), 0);
@@ -631,6 +632,27 @@ static void test_ofd_lock(void)
 	CHECK_EQ(cache_io_manager->open(path, IO_FLAG_RW, &a), 0);
 	CHECK_EQ(io_channel_close(a), 0);
 	CHECK_EQ(cache_io_manager->open("/nonexistent/x", 0, &a), ENOENT);
+
+	/* A holder that lets go soon (a server after umount) is waited for. */
+	CHECK_EQ(pipe(held), 0);
+	pid = fork();
+	if (pid == 0) {
+		io_channel x = NULL;
+
+		if (cache_io_manager->open(path, IO_FLAG_RW, &x))
+			_exit(1);
+		if (write(held[1], "", 1) != 1)
+			_exit(1);
+		usleep(300000);
+		_exit(0);
+	}
+	CHECK(pid > 0 && read(held[0], &byte, 1) == 1);
+	close(held[0]);
+	close(held[1]);
+	CHECK_EQ(cache_io_manager->open(path, IO_FLAG_RW, &a), 0);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0);
+	CHECK_EQ(io_channel_close(a), 0);
 }
 
 /* Block devices: O_EXCL, BLKZEROOUT, BLKDISCARD, through a loop device. */
