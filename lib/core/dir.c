@@ -195,13 +195,18 @@ static int read_lblk(struct fs *fs, ext2_ino_t dir,
 	return 0;
 }
 
+/*
+ * Walks the blocks of a block directory. When cb stops the walk and keep
+ * is given, the block it stopped in is handed over in keep (the caller
+ * then owns keep->buf).
+ */
 static int walk_blocks(struct fs *fs, ext2_ino_t dir,
 		       struct ext2_inode_large *inode, off_t start, dent_fn cb,
-		       void *priv)
+		       void *priv, struct dir_slot *keep)
 {
 	unsigned bs = fs->e2->blocksize;
 	uint64_t nblocks;
-	blk64_t lblk;
+	blk64_t lblk, pblk = 0;
 	char *buf = NULL;
 	errcode_t err;
 	int ret;
@@ -213,7 +218,7 @@ static int walk_blocks(struct fs *fs, ext2_ino_t dir,
 	if (err)
 		return FS_ERR(fs, err, dir);
 	for (lblk = start / bs; lblk < nblocks; lblk++) {
-		ret = read_lblk(fs, dir, inode, lblk, buf, NULL);
+		ret = read_lblk(fs, dir, inode, lblk, buf, &pblk);
 		if (ret > 0) {
 			ret = 0;
 			continue;
@@ -223,6 +228,11 @@ static int walk_blocks(struct fs *fs, ext2_ino_t dir,
 				       start, cb, priv);
 		if (ret)
 			break;
+	}
+	if (ret == 1 && keep) {
+		keep->buf = buf;
+		keep->pblk = pblk;
+		buf = NULL;
 	}
 	ext2fs_free_mem(&buf);
 	return ret;
@@ -241,7 +251,7 @@ static int dir_walk(struct fs *fs, ext2_ino_t dir,
 		return 0;
 	if (inode->i_flags & EXT4_INLINE_DATA_FL)
 		return walk_inline(fs, dir, inode, start, cb, priv);
-	return walk_blocks(fs, dir, inode, start, cb, priv);
+	return walk_blocks(fs, dir, inode, start, cb, priv, NULL);
 }
 
 /* Reads dir's inode: -ENOTDIR unless it is a directory. */
@@ -420,10 +430,10 @@ static int dx_descend(struct fs *fs, ext2_ino_t dir,
 	return 0;
 }
 
-/* Reads the leaf the cursor is on into buf, setting *lblk. */
+/* Reads the leaf the cursor is on into buf, setting *lblk and *pblk. */
 static int dx_read_leaf(struct fs *fs, ext2_ino_t dir,
 			struct ext2_inode_large *inode, struct dx_cursor *c,
-			char *buf, blk64_t *lblk)
+			char *buf, blk64_t *lblk, blk64_t *pblk)
 {
 	int ret;
 
@@ -431,7 +441,7 @@ static int dx_read_leaf(struct fs *fs, ext2_ino_t dir,
 	/* Block 0 is the root: a leaf there is a damaged index. */
 	if (!*lblk || *lblk >= c->nblocks || ++c->visited > c->nblocks)
 		return DX_FALLBACK;
-	ret = read_lblk(fs, dir, inode, *lblk, buf, NULL);
+	ret = read_lblk(fs, dir, inode, *lblk, buf, pblk);
 	return ret > 0 ? DX_FALLBACK : ret;
 }
 
@@ -465,16 +475,18 @@ static int dx_next(struct fs *fs, ext2_ino_t dir,
 /*
  * Looks name up through the htree: descends by hash to a leaf, searches
  * it, and follows the next leaves while they continue the same hash.
- * Returns 1 found (m filled), 0 absent, DX_FALLBACK, or -errno.
+ * Returns 1 found (m filled; the leaf handed over in keep if given), 0
+ * absent, DX_FALLBACK, or -errno.
  */
 static int dx_find(struct fs *fs, ext2_ino_t dir,
-		   struct ext2_inode_large *inode, struct match *m)
+		   struct ext2_inode_large *inode, struct match *m,
+		   struct dir_slot *keep)
 {
 	unsigned bs = fs->e2->blocksize;
 	struct dx_cursor c;
 	__u32 hash, minor, next;
 	char *leaf = NULL;
-	blk64_t lblk;
+	blk64_t lblk, pblk = 0;
 	int ret, end;
 
 	ret = dx_open(fs, dir, inode, &c);
@@ -486,7 +498,7 @@ static int dx_find(struct fs *fs, ext2_ino_t dir,
 	if (!ret && ext2fs_get_mem(bs, &leaf))
 		ret = -ENOMEM;
 	while (!ret) {
-		ret = dx_read_leaf(fs, dir, inode, &c, leaf, &lblk);
+		ret = dx_read_leaf(fs, dir, inode, &c, leaf, &lblk, &pblk);
 		if (!ret)
 			ret = walk_run(fs, dir, leaf, bs, (off_t)lblk * bs, 0,
 				       match_name, m);
@@ -494,6 +506,11 @@ static int dx_find(struct fs *fs, ext2_ino_t dir,
 			ret = dx_next(fs, dir, inode, &c, &next, &end);
 		if (!ret && (end || (next & ~1u) != hash))
 			break;
+	}
+	if (ret == 1 && keep) {
+		keep->buf = leaf;
+		keep->pblk = pblk;
+		leaf = NULL;
 	}
 	ext2fs_free_mem(&leaf);
 	dx_close(&c);
@@ -503,10 +520,12 @@ static int dx_find(struct fs *fs, ext2_ino_t dir,
 /*
  * Finds name in the directory whose inode is given: by hash when it is
  * indexed ("." and ".." live in block 0, outside the index). Returns 1
- * found (m->pos, m->ino), 0 absent, or -errno.
+ * found (m->pos, m->ino; in a block directory the block holding the entry
+ * is handed over in keep if given), 0 absent, or -errno.
  */
 static int find_name(struct fs *fs, ext2_ino_t dir,
-		     struct ext2_inode_large *inode, struct match *m)
+		     struct ext2_inode_large *inode, struct match *m,
+		     struct dir_slot *keep)
 {
 	int ret;
 
@@ -515,11 +534,13 @@ static int find_name(struct fs *fs, ext2_ino_t dir,
 	    !(inode->i_flags & EXT4_INLINE_DATA_FL) &&
 	    !(m->name[0] == '.' &&
 	      (m->len == 1 || (m->len == 2 && m->name[1] == '.')))) {
-		ret = dx_find(fs, dir, inode, m);
+		ret = dx_find(fs, dir, inode, m, keep);
 		if (ret != DX_FALLBACK)
 			return ret;
 	}
-	return dir_walk(fs, dir, inode, 0, match_name, m);
+	if (inode->i_flags & EXT4_INLINE_DATA_FL)
+		return walk_inline(fs, dir, inode, 0, match_name, m);
+	return walk_blocks(fs, dir, inode, 0, match_name, m, keep);
 }
 
 int dir_lookup(struct fs *fs, ext2_ino_t dir, const char *name, size_t len,
@@ -532,12 +553,34 @@ int dir_lookup(struct fs *fs, ext2_ino_t dir, const char *name, size_t len,
 	ret = read_dir_inode(fs, dir, &inode);
 	if (ret)
 		return ret;
-	ret = find_name(fs, dir, &inode, &m);
+	ret = find_name(fs, dir, &inode, &m, NULL);
 	if (ret < 0)
 		return ret;
 	if (!ret)
 		return -ENOENT;
 	*ino = m.ino;
+	return 0;
+}
+
+void dir_slot_release(struct dir_slot *s)
+{
+	ext2fs_free_mem(&s->buf);
+}
+
+int dir_find(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
+	     const char *name, size_t len, struct dir_slot *s)
+{
+	struct match m = { name, len, 0, 0 };
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	ret = find_name(fs, dir, inode, &m, s);
+	if (ret < 0)
+		return ret;
+	if (!ret)
+		return -ENOENT;
+	s->pos = m.pos;
+	s->ino = m.ino;
 	return 0;
 }
 
@@ -622,40 +665,40 @@ out:
 	return ret;
 }
 
+int dir_slot_set(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
+		 struct dir_slot *s, ext2_ino_t to, unsigned ftype)
+{
+	unsigned bs = fs->e2->blocksize;
+	int ret;
+
+	if (inode->i_flags & EXT4_INLINE_DATA_FL)
+		return set_entry_inline(fs, dir, inode, s->pos, to, ftype);
+	if (!s->buf)
+		return -EINVAL;
+	ret = change_in_run(fs, dir, s->buf, bs, s->pos % bs, to, ftype);
+	if (ret)
+		return ret;
+	return FS_ERR(fs,
+		      ext2fs_write_dir_block4(fs->e2, s->pblk, s->buf, 0, dir),
+		      dir);
+}
+
 int dir_set_entry(struct fs *fs, ext2_ino_t dir, const char *name,
 		  size_t len, ext2_ino_t from, ext2_ino_t to, unsigned ftype)
 {
 	struct ext2_inode_large inode;
-	struct match m = { name, len, 0, 0 };
-	unsigned bs = fs->e2->blocksize;
-	blk64_t pblk = 0;
-	char *buf = NULL;
-	errcode_t err;
+	struct dir_slot s;
 	int ret;
 
 	ret = read_dir_inode(fs, dir, &inode);
 	if (ret)
 		return ret;
-	ret = find_name(fs, dir, &inode, &m);
-	if (ret < 0)
-		return ret;
-	if (!ret || m.ino != from)
-		return -ENOENT;
-	if (inode.i_flags & EXT4_INLINE_DATA_FL)
-		return set_entry_inline(fs, dir, &inode, m.pos, to, ftype);
-
-	err = ext2fs_get_mem(bs, &buf);
-	if (err)
-		return FS_ERR(fs, err, dir);
-	ret = read_lblk(fs, dir, &inode, m.pos / bs, buf, &pblk);
-	if (ret > 0)
-		ret = FS_CORRUPT(fs, dir, "directory block vanished");
+	ret = dir_find(fs, dir, &inode, name, len, &s);
+	if (!ret && s.ino != from)
+		ret = -ENOENT;
 	if (!ret)
-		ret = change_in_run(fs, dir, buf, bs, m.pos % bs, to, ftype);
-	if (!ret)
-		ret = FS_ERR(fs, ext2fs_write_dir_block4(fs->e2, pblk, buf, 0,
-							 dir), dir);
-	ext2fs_free_mem(&buf);
+		ret = dir_slot_set(fs, dir, &inode, &s, to, ftype);
+	dir_slot_release(&s);
 	return ret;
 }
 
@@ -893,7 +936,8 @@ static int dx_list(struct fs *fs, ext2_ino_t dir,
 		ret = -ENOMEM;
 	while (!ret && !end) {
 		do {
-			ret = dx_read_leaf(fs, dir, inode, &c, leaf, &lblk);
+			ret = dx_read_leaf(fs, dir, inode, &c, leaf, &lblk,
+					   NULL);
 			if (!ret)
 				ret = walk_run(fs, dir, leaf, bs,
 					       (off_t)lblk * bs, 0, hset_add,

@@ -218,6 +218,32 @@ int dir_lookup(struct fs *fs, ext2_ino_t dir, const char *name, size_t len,
 int dir_set_entry(struct fs *fs, ext2_ino_t dir, const char *name,
 		  size_t len, ext2_ino_t from, ext2_ino_t to, unsigned ftype);
 
+/*
+ * An entry found in a directory, with the block that holds it kept as
+ * read, so that it can be changed without searching and reading again.
+ * Valid until the directory changes; dir_slot_release in every case.
+ */
+struct dir_slot {
+	char *buf;      /* the block (NULL in an inline directory) */
+	blk64_t pblk;   /* where buf goes back to */
+	off_t pos;      /* byte position of the entry in the directory */
+	ext2_ino_t ino; /* what the entry names */
+};
+
+/*
+ * Finds name in dir, whose inode the caller has read, keeping its block
+ * in s. 0, -ENOENT or -errno.
+ */
+int dir_find(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
+	     const char *name, size_t len, struct dir_slot *s);
+/*
+ * Points the entry dir_find found at `to` (type ftype), or removes it
+ * when to is 0, and writes its block. 0 or -errno.
+ */
+int dir_slot_set(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
+		 struct dir_slot *s, ext2_ino_t to, unsigned ftype);
+void dir_slot_release(struct dir_slot *s);
+
 /* ---- htree.c: directory indexes (called by dir and namei) ---- */
 
 /*

@@ -727,40 +727,52 @@ out:
 	return ret;
 }
 
+/* What unlink and rmdir work on: the entry, its directory and its inode. */
+struct victim {
+	struct ext2_inode_large dinode, inode;
+	struct dir_slot slot; /* slot.ino is the victim */
+};
+
 /*
- * The checks shared by unlink and rmdir; fills *ino and *inode with the
- * victim. Dots are refused by the callers first.
+ * The checks shared by unlink and rmdir; fills v, whose slot the caller
+ * releases in every case. Dots are refused by the callers first.
  */
 static int may_remove(struct fs *fs, ext2_ino_t dir, const char *name,
-		      size_t len, ext2_ino_t *ino,
-		      struct ext2_inode_large *inode)
+		      size_t len, struct victim *v)
 {
-	struct ext2_inode_large dinode;
 	int ret;
 
-	ret = get_dir(fs, dir, &dinode);
+	ret = get_dir(fs, dir, &v->dinode);
 	if (ret)
 		return ret;
-	ret = find_entry(fs, dir, name, len, ino);
+	ret = dir_find(fs, dir, &v->dinode, name, len, &v->slot);
 	if (ret)
 		return ret;
-	if (dinode.i_flags & NOCHANGE_FL)
+	if (!entry_ino_ok(fs, v->slot.ino))
+		return FS_CORRUPT(fs, dir, "entry names a reserved inode");
+	if (v->dinode.i_flags & NOCHANGE_FL)
 		return -EPERM;
-	ret = fsi_read(fs, *ino, inode);
+	ret = fsi_read(fs, v->slot.ino, &v->inode);
 	if (ret)
 		return ret;
-	if (inode->i_flags & NOCHANGE_FL)
+	if (v->inode.i_flags & NOCHANGE_FL)
 		return -EPERM;
 	return 0;
 }
 
+/* Removes the entry may_remove found, with no second search. */
+static int remove_victim(struct fs *fs, ext2_ino_t dir, struct victim *v)
+{
+	return dir_slot_set(fs, dir, &v->dinode, &v->slot, 0, 0);
+}
+
 int namei_unlink(struct fs *fs, ext2_ino_t dir, const char *name)
 {
-	struct ext2_inode_large inode;
-	ext2_ino_t ino;
+	struct victim v;
 	size_t len;
 	int ret;
 
+	memset(&v.slot, 0, sizeof(v.slot));
 	fs_lock(fs);
 	ret = fs_writable(fs);
 	if (ret)
@@ -772,31 +784,32 @@ int namei_unlink(struct fs *fs, ext2_ino_t dir, const char *name)
 		ret = -EISDIR;
 		goto out;
 	}
-	ret = may_remove(fs, dir, name, len, &ino, &inode);
+	ret = may_remove(fs, dir, name, len, &v);
 	if (ret)
 		goto out;
-	if (LINUX_S_ISDIR(inode.i_mode)) {
+	if (LINUX_S_ISDIR(v.inode.i_mode)) {
 		ret = -EISDIR;
 		goto out;
 	}
-	ret = remove_entry(fs, dir, name, len, ino);
+	ret = remove_victim(fs, dir, &v);
 	if (ret)
 		goto out;
 	ret = touch_dir(fs, dir, 0);
 	if (!ret)
-		ret = fs_drop_link(fs, ino);
+		ret = fs_drop_link(fs, v.slot.ino);
 out:
 	fs_unlock(fs);
+	dir_slot_release(&v.slot);
 	return ret;
 }
 
 int namei_rmdir(struct fs *fs, ext2_ino_t dir, const char *name)
 {
-	struct ext2_inode_large inode;
-	ext2_ino_t ino;
+	struct victim v;
 	size_t len;
 	int ret;
 
+	memset(&v.slot, 0, sizeof(v.slot));
 	fs_lock(fs);
 	ret = fs_writable(fs);
 	if (ret)
@@ -812,28 +825,30 @@ int namei_rmdir(struct fs *fs, ext2_ino_t dir, const char *name)
 		ret = -ENOTEMPTY;
 		goto out;
 	}
-	ret = may_remove(fs, dir, name, len, &ino, &inode);
+	ret = may_remove(fs, dir, name, len, &v);
 	if (ret)
 		goto out;
-	if (!LINUX_S_ISDIR(inode.i_mode)) {
+	if (!LINUX_S_ISDIR(v.inode.i_mode)) {
 		ret = -ENOTDIR;
 		goto out;
 	}
-	if (ino == EXT2_ROOT_INO) {
+	if (v.slot.ino == EXT2_ROOT_INO) {
 		ret = -EBUSY;
 		goto out;
 	}
-	ret = dir_is_empty(fs, ino);
+	/* Reads another directory: the slot's block stays as it was. */
+	ret = dir_is_empty(fs, v.slot.ino);
 	if (ret)
 		goto out;
-	ret = remove_entry(fs, dir, name, len, ino);
+	ret = remove_victim(fs, dir, &v);
 	if (ret)
 		goto out;
 	ret = touch_dir(fs, dir, -1);
 	if (!ret)
-		ret = fs_drop_link(fs, ino);
+		ret = fs_drop_link(fs, v.slot.ino);
 out:
 	fs_unlock(fs);
+	dir_slot_release(&v.slot);
 	return ret;
 }
 
