@@ -585,6 +585,144 @@ int dir_find(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
 }
 
 /*
+ * The offset in a block of a linear directory of the first entry that can
+ * take a name of len bytes: an unused one big enough, or a used one with
+ * that much room after its own name, as ext2fs_link and ext4 pick it.
+ * -1 if none, or if a metadata_csum block lacks its checksum tail (then
+ * ext2fs_link decides). walk_run has validated the block's entries.
+ */
+static int block_room(struct fs *fs, char *buf, size_t len)
+{
+	ext2_filsys e2 = fs->e2;
+	unsigned end = e2->blocksize, need = EXT2_DIR_REC_LEN(len);
+	unsigned off = 0, rec_len, used;
+	int room = -1;
+
+	if (ext2fs_has_feature_metadata_csum(e2->super)) {
+		struct ext2_dir_entry_tail *t =
+			(void *)(buf + end - sizeof(*t));
+
+		if (t->det_reserved_zero1 ||
+		    ext2fs_le16_to_cpu(t->det_rec_len) != sizeof(*t) ||
+		    ext2fs_le16_to_cpu(t->det_reserved_name_len) !=
+			    EXT2_DIR_NAME_LEN_CSUM)
+			return -1;
+		end -= sizeof(*t);
+	}
+	while (off < end) {
+		struct ext2_dir_entry *de = (void *)(buf + off);
+
+		if (ext2fs_get_rec_len(e2, de, &rec_len) || rec_len > end - off)
+			return -1;
+		used = 0;
+		if (de->inode)
+			used = EXT2_DIR_REC_LEN(ext2fs_dirent_name_len(de));
+		if (room < 0 && rec_len >= used + need)
+			room = off;
+		off += rec_len;
+	}
+	return room;
+}
+
+/*
+ * Searches a linear block directory for m's name and, while it is not
+ * found, for the first block with room for it, kept in room. Returns 1
+ * found (room released), 0 absent, or -errno.
+ */
+static int find_room(struct fs *fs, ext2_ino_t dir,
+		     struct ext2_inode_large *inode, struct match *m,
+		     struct dir_slot *room)
+{
+	unsigned bs = fs->e2->blocksize;
+	uint64_t nblocks;
+	blk64_t lblk, pblk = 0;
+	char *buf = NULL;
+	int ret, off;
+
+	ret = dir_nblocks(fs, dir, inode, &nblocks);
+	for (lblk = 0; !ret && lblk < nblocks; lblk++) {
+		if (!buf && ext2fs_get_mem(bs, &buf)) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = read_lblk(fs, dir, inode, lblk, buf, &pblk);
+		if (ret > 0) {
+			ret = 0;
+			continue;
+		}
+		if (!ret)
+			ret = walk_run(fs, dir, buf, bs, (off_t)lblk * bs, 0,
+				       match_name, m);
+		if (ret || room->buf)
+			continue;
+		off = block_room(fs, buf, m->len);
+		if (off < 0)
+			continue;
+		/* Later blocks still need a search for the name. */
+		room->buf = buf;
+		room->pblk = pblk;
+		room->pos = (off_t)lblk * bs + off;
+		buf = NULL;
+	}
+	ext2fs_free_mem(&buf);
+	if (ret)
+		dir_slot_release(room);
+	return ret;
+}
+
+int dir_check_free(struct fs *fs, ext2_ino_t dir,
+		   struct ext2_inode_large *inode, const char *name, size_t len,
+		   struct dir_slot *room)
+{
+	struct match m = { name, len, 0, 0 };
+	int ret;
+
+	memset(room, 0, sizeof(*room));
+	/* ext2fs_link inserts into indexed and inline directories. */
+	if (inode->i_flags & (EXT2_INDEX_FL | EXT4_INLINE_DATA_FL))
+		ret = find_name(fs, dir, inode, &m, NULL);
+	else
+		ret = find_room(fs, dir, inode, &m, room);
+	if (ret == 1) {
+		room->pos = m.pos;
+		room->ino = m.ino;
+	}
+	return ret;
+}
+
+int dir_slot_insert(struct fs *fs, ext2_ino_t dir, struct dir_slot *room,
+		    const char *name, size_t len, ext2_ino_t ino,
+		    unsigned ftype)
+{
+	ext2_filsys e2 = fs->e2;
+	struct ext2_dir_entry *de =
+		(void *)(room->buf + room->pos % e2->blocksize);
+	unsigned rec_len, used;
+	errcode_t err;
+
+	err = ext2fs_get_rec_len(e2, de, &rec_len);
+	if (!err && de->inode) {
+		/* A used entry gives up what lies past its own name. */
+		used = EXT2_DIR_REC_LEN(ext2fs_dirent_name_len(de));
+		err = ext2fs_set_rec_len(e2, used, de);
+		de = (void *)((char *)de + used);
+		if (!err)
+			err = ext2fs_set_rec_len(e2, rec_len - used, de);
+	}
+	if (!err) {
+		de->inode = ino;
+		de->name_len = 0;
+		ext2fs_dirent_set_name_len(de, len);
+		if (ext2fs_has_feature_filetype(e2->super))
+			ext2fs_dirent_set_file_type(de, ftype);
+		memcpy(de->name, name, len);
+		err = ext2fs_write_dir_block4(e2, room->pblk, room->buf, 0,
+					      dir);
+	}
+	return FS_ERR(fs, err, dir);
+}
+
+/*
  * Changes the entry at byte off of a run of entries: points it at `to`,
  * or removes it (to == 0) the way ext4 does: merged into the entry before
  * it in the run, or emptied when it is the first.

@@ -243,6 +243,22 @@ int dir_find(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
 int dir_slot_set(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
 		 struct dir_slot *s, ext2_ino_t to, unsigned ftype);
 void dir_slot_release(struct dir_slot *s);
+/*
+ * Searches dir, whose inode the caller has read, for name: 1 if it is
+ * there (room->ino), 0 if not, or -errno. When it is not and dir is a
+ * linear block directory with room for it, room keeps the block and the
+ * entry to put it in (else room->buf is NULL).
+ */
+int dir_check_free(struct fs *fs, ext2_ino_t dir,
+		   struct ext2_inode_large *inode, const char *name, size_t len,
+		   struct dir_slot *room);
+/*
+ * Adds name -> ino (type ftype) where dir_check_free found room, and
+ * writes the block. 0 or -errno.
+ */
+int dir_slot_insert(struct fs *fs, ext2_ino_t dir, struct dir_slot *room,
+		    const char *name, size_t len, ext2_ino_t ino,
+		    unsigned ftype);
 
 /* ---- htree.c: directory indexes (called by dir and namei) ---- */
 

@@ -80,16 +80,21 @@ static int find_entry(struct fs *fs, ext2_ino_t dir, const char *name,
 	return ret;
 }
 
-/* -EEXIST if name is taken in dir, 0 if free, else -errno. */
-static int check_free(struct fs *fs, ext2_ino_t dir, const char *name,
-		      size_t len)
+/*
+ * -EEXIST if name is taken in dir, 0 if free (room then says where it
+ * fits, when dir.c could tell), else -errno.
+ */
+static int check_free(struct fs *fs, ext2_ino_t dir,
+		      struct ext2_inode_large *dinode, const char *name,
+		      size_t len, struct dir_slot *room)
 {
-	ext2_ino_t ino;
-	int ret = find_entry(fs, dir, name, len, &ino);
+	int ret = dir_check_free(fs, dir, dinode, name, len, room);
 
-	if (!ret)
-		return -EEXIST;
-	return ret == -ENOENT ? 0 : ret;
+	if (ret != 1)
+		return ret;
+	if (!entry_ino_ok(fs, room->ino))
+		return FS_CORRUPT(fs, dir, "entry names a reserved inode");
+	return -EEXIST;
 }
 
 static unsigned mode_to_ftype(__u16 mode)
@@ -115,18 +120,22 @@ static unsigned mode_to_ftype(__u16 mode)
 }
 
 /*
- * Adds name -> ino to dir. A full one-block directory becomes an htree
- * where the fs has dir_index (as in ext4), other full linear directories
- * grow by a block; libext2fs inserts into an htree itself.
+ * Adds name -> ino to dir: where check_free found room (room may be
+ * NULL), else through libext2fs. A full one-block directory becomes an
+ * htree where the fs has dir_index (as in ext4), other full linear
+ * directories grow by a block; libext2fs inserts into an htree itself.
  */
 static int add_entry(struct fs *fs, ext2_ino_t dir, const char *name,
-		     ext2_ino_t ino, unsigned ftype)
+		     ext2_ino_t ino, unsigned ftype, struct dir_slot *room)
 {
 	struct ext2_inode_large inode;
 	uint64_t grown = 0;
 	errcode_t err;
 	int ret, tries;
 
+	if (room && room->buf)
+		return dir_slot_insert(fs, dir, room, name, strlen(name), ino,
+				       ftype);
 	err = ext2fs_link(fs->e2, dir, name, ino, ftype);
 	for (tries = 0; err == EXT2_ET_DIR_NO_SPACE && tries < 4; tries++) {
 		ret = fsi_read(fs, dir, &inode);
@@ -270,9 +279,12 @@ static int fill_stat(struct fs *fs, ext2_ino_t ino, struct stat *st)
 	return ret;
 }
 
-/* The checks shared by everything that adds a name to dir. */
+/*
+ * The checks shared by everything that adds a name to dir; room (which
+ * the caller zeroes first and releases) may get the place for the name.
+ */
 static int may_create(struct fs *fs, ext2_ino_t dir, const char *name,
-		      struct ext2_inode_large *dinode)
+		      struct ext2_inode_large *dinode, struct dir_slot *room)
 {
 	size_t len;
 	int ret;
@@ -290,7 +302,7 @@ static int may_create(struct fs *fs, ext2_ino_t dir, const char *name,
 		return -EPERM;
 	if (dots(name))
 		return -EEXIST;
-	return check_free(fs, dir, name, len);
+	return check_free(fs, dir, dinode, name, len, room);
 }
 
 static void clear_data_map(struct ext2_inode_large *inode)
@@ -459,30 +471,33 @@ static int create(struct fs *fs, ext2_ino_t dir, const char *name,
 		  const struct fs_cred *cred, struct stat *st)
 {
 	struct ext2_inode_large dinode, inode;
+	struct dir_slot room = { 0 };
 	int isdir = LINUX_S_ISDIR(mode);
 	size_t tlen = 0;
 	ext2_ino_t ino;
 	int ret;
 
-	ret = may_create(fs, dir, name, &dinode);
+	ret = may_create(fs, dir, name, &dinode, &room);
 	if (ret)
-		return ret;
+		goto out;
 	if (isdir) {
 		ret = dir_link_full(fs, &dinode);
 		if (ret)
-			return ret;
+			goto out;
 	}
 	if (target) {
 		tlen = strnlen(target, PATH_MAX);
+		ret = -ENOENT;
 		if (!tlen)
-			return -ENOENT;
+			goto out;
+		ret = -ENAMETOOLONG;
 		if (tlen >= PATH_MAX || tlen >= fs->e2->blocksize)
-			return -ENAMETOOLONG;
+			goto out;
 	}
 
 	ret = fsi_new(fs, dir, mode, cred, &ino, &inode);
 	if (ret)
-		return ret;
+		goto out;
 	switch (mode & LINUX_S_IFMT) {
 	case LINUX_S_IFREG:
 		break;
@@ -503,8 +518,9 @@ static int create(struct fs *fs, ext2_ino_t dir, const char *name,
 	if (ret) {
 		/* The on-disk inode is still the old one: just unmark it. */
 		ext2fs_inode_alloc_stats2(fs->e2, ino, -1, isdir);
-		return ret;
+		goto out;
 	}
+	/* None of these writes dir's blocks: room stays current. */
 	if (isdir)
 		ret = fill_dir(fs, dir, ino, &inode);
 	else if (target)
@@ -512,15 +528,17 @@ static int create(struct fs *fs, ext2_ino_t dir, const char *name,
 	if (!ret && !target)
 		ret = acl_inherit(fs, dir, ino, cred);
 	if (!ret)
-		ret = add_entry(fs, dir, name, ino, mode_to_ftype(mode));
+		ret = add_entry(fs, dir, name, ino, mode_to_ftype(mode), &room);
 	if (ret) {
 		/* Nothing names the inode yet: give back all it holds. */
 		fsi_free(fs, ino);
-		return ret;
+		goto out;
 	}
 	ret = touch_dir(fs, dir, isdir);
 	if (!ret)
 		ret = fill_stat(fs, ino, st);
+out:
+	dir_slot_release(&room);
 	return ret;
 }
 
@@ -681,10 +699,11 @@ int namei_link(struct fs *fs, ext2_ino_t ino, ext2_ino_t dir, const char *name,
 	       struct stat *st)
 {
 	struct ext2_inode_large dinode, inode;
+	struct dir_slot room = { 0 };
 	int ret;
 
 	fs_lock(fs);
-	ret = may_create(fs, dir, name, &dinode);
+	ret = may_create(fs, dir, name, &dinode, &room);
 	if (ret)
 		goto out;
 	ret = fsi_read(fs, ino, &inode);
@@ -703,7 +722,7 @@ int namei_link(struct fs *fs, ext2_ino_t ino, ext2_ino_t dir, const char *name,
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = add_entry(fs, dir, name, ino, mode_to_ftype(inode.i_mode));
+	ret = add_entry(fs, dir, name, ino, mode_to_ftype(inode.i_mode), &room);
 	if (ret)
 		goto out;
 	if (!inode.i_links_count) {
@@ -724,6 +743,7 @@ int namei_link(struct fs *fs, ext2_ino_t ino, ext2_ino_t dir, const char *name,
 		ret = fill_stat(fs, ino, st);
 out:
 	fs_unlock(fs);
+	dir_slot_release(&room);
 	return ret;
 }
 
@@ -992,7 +1012,7 @@ static int rename_move(struct fs *fs, struct rename_op *r)
 		ret = retarget_entry(fs, r->newdir, r->newname, r->newlen,
 				     r->dst, r->src, ftype);
 	else
-		ret = add_entry(fs, r->newdir, r->newname, r->src, ftype);
+		ret = add_entry(fs, r->newdir, r->newname, r->src, ftype, NULL);
 	if (!ret)
 		ret = remove_entry(fs, r->olddir, r->oldname, r->oldlen,
 				   r->src);

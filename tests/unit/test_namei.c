@@ -638,6 +638,91 @@ static void run(const char *name, const char *mkfs_args, unsigned long kib,
 	CHECK_EQ(fs_close(fs), 0);
 }
 
+static uint64_t dir_size(struct fs *fs, ext2_ino_t dir)
+{
+	struct ext2_inode_large inode;
+	uint64_t size = 0;
+
+	fs_lock(fs);
+	if (!fsi_read(fs, dir, &inode))
+		size = fsi_size(&inode);
+	fs_unlock(fs);
+	return size;
+}
+
+/* Counts the names prefix%d, from..to step 2, that lookup does not find. */
+static int missing(struct fs *fs, ext2_ino_t dir, const char *prefix,
+		   int from, int to)
+{
+	char name[32];
+	int i, bad = 0;
+
+	for (i = from; i < to; i += 2) {
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		bad += !lk(fs, dir, name);
+	}
+	return bad;
+}
+
+/*
+ * Linear (unindexed) directories of several blocks with checksum tails:
+ * names land in the first block with room, in the space a removed name
+ * left, never in the 12-byte tail (which a name of up to 4 bytes would
+ * fit), and a name too long for any hole grows the directory.
+ */
+static void test_linear(void)
+{
+	const char *img;
+	struct fs *fs;
+	ext2_ino_t d;
+	char name[64];
+	uint64_t size;
+	int i, bad = 0;
+
+	printf("== linear directories\n");
+	img = unit_mkfs("linear.img",
+			"-t ext4 -b 1024 -O ^dir_index,metadata_csum", 8192);
+	fs = unit_open(img, 0);
+	d = unit_mkd(fs, EXT2_ROOT_INO, "lin");
+	for (i = 0; i < 400; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		bad += !mkf(fs, d, name);
+	}
+	CHECK_EQ(bad, 0);
+	size = dir_size(fs, d);
+	CHECK(size > 4 * 1024);
+	for (i = 0; i < 400; i += 2) {
+		snprintf(name, sizeof(name), "n%d", i);
+		bad += namei_unlink(fs, d, name) != 0;
+	}
+	CHECK_EQ(bad, 0);
+	/* Same lengths: each fits where a removed name was. */
+	for (i = 0; i < 400; i += 2) {
+		snprintf(name, sizeof(name), "m%d", i);
+		bad += !mkf(fs, d, name);
+	}
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(dir_size(fs, d), size);
+	CHECK_EQ(mkf(fs, d, "m0"), 0);
+	CHECK_EQ(missing(fs, d, "n", 1, 400), 0);
+	CHECK_EQ(missing(fs, d, "m", 0, 400), 0);
+	CHECK_EQ(missing(fs, d, "n", 0, 400), 200);
+	/* 48-byte entries: the holes cannot take them, new blocks must. */
+	for (i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "%040d", i);
+		bad += !mkf(fs, d, name);
+	}
+	CHECK_EQ(bad, 0);
+	CHECK(dir_size(fs, d) > size);
+	for (i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "%040d", i);
+		bad += !lk(fs, d, name);
+	}
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(fs_close(fs), 0);
+	unit_fsck(img);
+}
+
 /* Running out of inodes or blocks gives ENOSPC and leaks nothing. */
 static void test_enospc(void)
 {
@@ -695,5 +780,6 @@ int main(void)
 	run("ext2.img", "-t ext2 -b 1024", 65536, 0);
 	run("csum.img", "-t ext4 -O 64bit,metadata_csum", 65536, 1);
 	test_enospc();
+	test_linear();
 	return unit_done();
 }
