@@ -178,7 +178,6 @@ static int read_lblk(struct fs *fs, ext2_ino_t dir,
 		     blk64_t *pblkp)
 {
 	struct bmap m;
-	errcode_t err;
 	int ret;
 
 	/* The mapping cache spares an extent-tree walk per block read. */
@@ -187,9 +186,9 @@ static int read_lblk(struct fs *fs, ext2_ino_t dir,
 		return ret;
 	if (m.type != IOMAP_MAPPED)
 		return 1;
-	err = ext2fs_read_dir_block4(fs->e2, m.pblk, buf, 0, dir);
-	if (err)
-		return FS_ERR(fs, err, dir);
+	ret = dir_read_block(fs, dir, inode->i_generation, m.pblk, buf);
+	if (ret)
+		return ret;
 	if (pblkp)
 		*pblkp = m.pblk;
 	return 0;
@@ -574,6 +573,7 @@ int dir_find(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
 	int ret;
 
 	memset(s, 0, sizeof(*s));
+	s->gen = inode->i_generation;
 	ret = find_name(fs, dir, inode, &m, s);
 	if (ret < 0)
 		return ret;
@@ -678,6 +678,7 @@ int dir_check_free(struct fs *fs, ext2_ino_t dir,
 	int ret;
 
 	memset(room, 0, sizeof(*room));
+	room->gen = inode->i_generation;
 	/* ext2fs_link inserts into indexed and inline directories. */
 	if (inode->i_flags & (EXT2_INDEX_FL | EXT4_INLINE_DATA_FL))
 		ret = find_name(fs, dir, inode, &m, NULL);
@@ -709,17 +710,15 @@ int dir_slot_insert(struct fs *fs, ext2_ino_t dir, struct dir_slot *room,
 		if (!err)
 			err = ext2fs_set_rec_len(e2, rec_len - used, de);
 	}
-	if (!err) {
-		de->inode = ino;
-		de->name_len = 0;
-		ext2fs_dirent_set_name_len(de, len);
-		if (ext2fs_has_feature_filetype(e2->super))
-			ext2fs_dirent_set_file_type(de, ftype);
-		memcpy(de->name, name, len);
-		err = ext2fs_write_dir_block4(e2, room->pblk, room->buf, 0,
-					      dir);
-	}
-	return FS_ERR(fs, err, dir);
+	if (err)
+		return FS_ERR(fs, err, dir);
+	de->inode = ino;
+	de->name_len = 0;
+	ext2fs_dirent_set_name_len(de, len);
+	if (ext2fs_has_feature_filetype(e2->super))
+		ext2fs_dirent_set_file_type(de, ftype);
+	memcpy(de->name, name, len);
+	return dir_write_block(fs, dir, room->gen, room->pblk, room->buf);
 }
 
 /*
@@ -816,9 +815,7 @@ int dir_slot_set(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
 	ret = change_in_run(fs, dir, s->buf, bs, s->pos % bs, to, ftype);
 	if (ret)
 		return ret;
-	return FS_ERR(fs,
-		      ext2fs_write_dir_block4(fs->e2, s->pblk, s->buf, 0, dir),
-		      dir);
+	return dir_write_block(fs, dir, s->gen, s->pblk, s->buf);
 }
 
 int dir_set_entry(struct fs *fs, ext2_ino_t dir, const char *name,

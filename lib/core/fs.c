@@ -224,6 +224,7 @@ fail:
 	map_cache_fini(fs);
 	uncache_fini(fs);
 	itable_ra_fini(fs);
+	dir_csum_fini(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);
 	free(fs);
@@ -253,6 +254,7 @@ int fs_close(struct fs *fs)
 	map_cache_fini(fs);
 	uncache_fini(fs);
 	itable_ra_fini(fs);
+	dir_csum_fini(fs);
 	fs_unlock(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);

@@ -22,6 +22,7 @@
 struct iref_table;
 struct map_cache;
 struct uncache;
+struct dir_csum;
 
 struct fs {
 	uint32_t magic;
@@ -34,6 +35,7 @@ struct fs {
 	char *device;
 	struct iref_table *irefs;
 	struct map_cache *maps;  /* recent block mappings (map_cache.c) */
+	struct dir_csum *dir_csum; /* verified directory blocks (dir_csum.c) */
 	int data_fd;             /* image fd for the data executor */
 	struct uncache *uncache; /* image pages to drop (iomap_uncache.c) */
 	enum fs_iomap_mode iomap_mode;
@@ -200,6 +202,20 @@ int file_set_size(struct fs *fs, ext2_ino_t ino,
  */
 void file_kill_priv(struct ext2_inode_large *inode, const struct fs_cred *cred);
 
+/* ---- dir_csum.c: directory blocks read and written, checksummed ---- */
+
+/*
+ * ext2fs_read_dir_block4 for a block of directory dir (generation gen),
+ * verifying the checksum only if the bytes differ from those last
+ * verified or written for it. 0 or -errno.
+ */
+int dir_read_block(struct fs *fs, ext2_ino_t dir, __u32 gen, blk64_t pblk,
+		   char *buf);
+/* ext2fs_write_dir_block4, remembering the block as verified. */
+int dir_write_block(struct fs *fs, ext2_ino_t dir, __u32 gen, blk64_t pblk,
+		    char *buf);
+void dir_csum_fini(struct fs *fs);
+
 /* ---- dir.c (called by namei) ---- */
 
 /* 0 if dir has nothing but "." and "..", -ENOTEMPTY otherwise. */
@@ -228,6 +244,7 @@ struct dir_slot {
 	blk64_t pblk;   /* where buf goes back to */
 	off_t pos;      /* byte position of the entry in the directory */
 	ext2_ino_t ino; /* what the entry names */
+	__u32 gen;      /* the directory's generation, for its checksum */
 };
 
 /*
