@@ -39,14 +39,58 @@ struct dent {
 /* Returns non-zero to stop the walk; the entry it was given then counts. */
 typedef int (*dent_fn)(struct fs *fs, void *priv, const struct dent *d);
 
+struct match {
+	const char *name;
+	size_t len;
+	off_t pos;
+	ext2_ino_t ino;
+};
+
+/*
+ * Whether an entry's name is m's. Names often share a prefix (f000123,
+ * IMG_0042): the last byte tells most apart without a call to memcmp.
+ */
+static inline int same_name(const char *name, unsigned len,
+			    const struct match *m)
+{
+	return len == m->len && name[len - 1] == m->name[len - 1] &&
+	       !memcmp(name, m->name, len);
+}
+
+/* A dent_fn for name lookups; walk_run does its work in place. */
+static int match_name(struct fs *fs, void *priv, const struct dent *d)
+{
+	struct match *m = priv;
+
+	(void)fs;
+	if (!same_name(d->name, d->namelen, m))
+		return 0;
+	m->pos = d->pos;
+	m->ino = d->ino;
+	return 1;
+}
+
+/* ext2fs_get_rec_len: below 64 KiB blocks rec_len is stored as is. */
+static inline unsigned dent_rec_len(struct fs *fs, struct ext2_dir_entry *de)
+{
+	unsigned rec_len = de->rec_len;
+
+	if (fs->e2->blocksize >= 65536)
+		ext2fs_get_rec_len(fs->e2, de, &rec_len);
+	return rec_len;
+}
+
 /*
  * Walks one run of entries (a block, or one part of an inline directory)
  * whose first byte has cookie `base`, reporting live entries at or after
  * `start`. Returns 1 if cb stopped, 0 at the end of the run, -errno.
+ * Name lookups (cb is match_name), the hot path, compare in place rather
+ * than through a call and a struct dent per entry.
  */
 static int walk_run(struct fs *fs, ext2_ino_t dir, char *buf, unsigned len,
 		    off_t base, off_t start, dent_fn cb, void *priv)
 {
+	struct match *m = cb == match_name ? priv : NULL;
 	unsigned off = 0;
 
 	while (off < len) {
@@ -56,8 +100,8 @@ static int walk_run(struct fs *fs, ext2_ino_t dir, char *buf, unsigned len,
 
 		if (len - off < 8)
 			return FS_CORRUPT(fs, dir, "directory entry past end");
-		if (ext2fs_get_rec_len(fs->e2, de, &rec_len) ||
-		    rec_len < EXT2_DIR_REC_LEN(1) || (rec_len & 3) ||
+		rec_len = dent_rec_len(fs, de);
+		if (rec_len < EXT2_DIR_REC_LEN(1) || (rec_len & 3) ||
 		    rec_len > len - off)
 			return FS_CORRUPT(fs, dir, "bad directory rec_len");
 		name_len = ext2fs_dirent_name_len(de);
@@ -71,6 +115,13 @@ static int walk_run(struct fs *fs, ext2_ino_t dir, char *buf, unsigned len,
 		off += rec_len;
 		if (!de->inode || d.pos < start)
 			continue;
+		if (m) {
+			if (!same_name(de->name, name_len, m))
+				continue;
+			m->pos = d.pos;
+			m->ino = de->inode;
+			return 1;
+		}
 		d.ino = de->inode;
 		d.ftype = ext2fs_has_feature_filetype(fs->e2->super) ?
 				  ext2fs_dirent_file_type(de) : 0;
@@ -264,25 +315,6 @@ static int read_dir_inode(struct fs *fs, ext2_ino_t dir,
 	if (!LINUX_S_ISDIR(inode->i_mode))
 		return -ENOTDIR;
 	return 0;
-}
-
-struct match {
-	const char *name;
-	size_t len;
-	off_t pos;
-	ext2_ino_t ino;
-};
-
-static int match_name(struct fs *fs, void *priv, const struct dent *d)
-{
-	struct match *m = priv;
-
-	(void)fs;
-	if (d->namelen != m->len || memcmp(d->name, m->name, m->len))
-		return 0;
-	m->pos = d->pos;
-	m->ino = d->ino;
-	return 1;
 }
 
 /* The index is unusable: search linearly, as the kernel does then. */
