@@ -156,10 +156,18 @@ int fs_drop_link(struct fs *fs, ext2_ino_t ino);
 
 /* ---- orphan.c ---- */
 
-/* Puts ino on the superblock's orphan list (inode written). */
-int orphan_add(struct fs *fs, ext2_ino_t ino);
+/*
+ * Puts ino on the superblock's orphan list: writes the caller's in-core
+ * inode (with the changes it made, and i_dtime chaining it) once.
+ */
+int orphan_add(struct fs *fs, ext2_ino_t ino, struct ext2_inode_large *inode);
 /* Takes ino off the orphan list, wherever it is. */
 int orphan_remove(struct fs *fs, ext2_ino_t ino);
+/*
+ * Takes ino off the orphan list and frees it (fsi_free), without the
+ * write of its cleared i_dtime that fsi_free would overwrite.
+ */
+int orphan_free(struct fs *fs, ext2_ino_t ino);
 /* At rw mount: frees or truncates what a crash left on the list. */
 int orphan_process(struct fs *fs);
 

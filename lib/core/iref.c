@@ -73,10 +73,8 @@ static void iref_release(struct fs *fs, struct iref *r)
 	*p = r->next;
 	pthread_rwlock_destroy(&r->io_lock);
 	free(r);
-	if (is_orphan(fs, ino)) {
-		orphan_remove(fs, ino);
-		fsi_free(fs, ino);
-	}
+	if (is_orphan(fs, ino))
+		orphan_free(fs, ino);
 }
 
 int iref_init(struct fs *fs)
@@ -96,10 +94,8 @@ void iref_fini(struct fs *fs)
 	for (i = 0; i < IREF_BUCKETS; i++) {
 		for (r = fs->irefs->bucket[i]; r; r = next) {
 			next = r->next;
-			if (fs->e2 && is_orphan(fs, r->ino)) {
-				orphan_remove(fs, r->ino);
-				fsi_free(fs, r->ino);
-			}
+			if (fs->e2 && is_orphan(fs, r->ino))
+				orphan_free(fs, r->ino);
 			pthread_rwlock_destroy(&r->io_lock);
 			free(r);
 		}
@@ -179,10 +175,11 @@ int fs_drop_link(struct fs *fs, ext2_ino_t ino)
 	else if (inode.i_links_count > 0)
 		inode.i_links_count--;
 	fsi_touch(&inode, FSI_TOUCH_CTIME);
+	/* An inode in use waits on the orphan list: one write for both. */
+	if (!inode.i_links_count && fs_iref_held(fs, ino))
+		return orphan_add(fs, ino, &inode);
 	ret = fsi_write(fs, ino, &inode);
 	if (ret || inode.i_links_count)
 		return ret;
-	if (fs_iref_held(fs, ino))
-		return orphan_add(fs, ino);
 	return fsi_free(fs, ino);
 }

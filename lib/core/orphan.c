@@ -15,17 +15,13 @@ static int orphan_ino_valid(struct fs *fs, ext2_ino_t ino)
 	return ino >= EXT2_FIRST_INODE(sb) && ino <= sb->s_inodes_count;
 }
 
-int orphan_add(struct fs *fs, ext2_ino_t ino)
+int orphan_add(struct fs *fs, ext2_ino_t ino, struct ext2_inode_large *inode)
 {
 	struct ext2_super_block *sb = fs->e2->super;
-	struct ext2_inode_large inode;
 	int ret;
 
-	ret = fsi_read(fs, ino, &inode);
-	if (ret)
-		return ret;
-	inode.i_dtime = sb->s_last_orphan;
-	ret = fsi_write(fs, ino, &inode);
+	inode->i_dtime = sb->s_last_orphan;
+	ret = fsi_write(fs, ino, inode);
 	if (ret)
 		return ret;
 	sb->s_last_orphan = ino;
@@ -33,7 +29,11 @@ int orphan_add(struct fs *fs, ext2_ino_t ino)
 	return 0;
 }
 
-int orphan_remove(struct fs *fs, ext2_ino_t ino)
+/*
+ * Unchains ino from the orphan list; clears its i_dtime too unless the
+ * caller is about to free it (fsi_free writes i_dtime anyway).
+ */
+static int unchain(struct fs *fs, ext2_ino_t ino, int freeing)
 {
 	struct ext2_super_block *sb = fs->e2->super;
 	struct ext2_inode_large inode, prev_inode;
@@ -64,10 +64,26 @@ int orphan_remove(struct fs *fs, ext2_ino_t ino)
 			sb->s_last_orphan = inode.i_dtime;
 			ext2fs_mark_super_dirty(fs->e2);
 		}
+		if (freeing)
+			return 0;
 		inode.i_dtime = 0;
 		return fsi_write(fs, ino, &inode);
 	}
 	return 0;
+}
+
+int orphan_remove(struct fs *fs, ext2_ino_t ino)
+{
+	return unchain(fs, ino, 0);
+}
+
+int orphan_free(struct fs *fs, ext2_ino_t ino)
+{
+	int ret = unchain(fs, ino, 1);
+	/* Freed even when the list cannot be followed, as ever. */
+	int ret2 = fsi_free(fs, ino);
+
+	return ret ? ret : ret2;
 }
 
 int orphan_process(struct fs *fs)

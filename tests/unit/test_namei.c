@@ -305,6 +305,67 @@ static void test_links(struct fs *fs)
 	CHECK_EQ(namei_rmdir(fs, EXT2_ROOT_INO, "ldir"), 0);
 }
 
+static __u32 dtime_of(struct fs *fs, ext2_ino_t ino)
+{
+	struct ext2_inode_large inode;
+	__u32 dtime = ~0u;
+
+	fs_lock(fs);
+	if (!fsi_read(fs, ino, &inode))
+		dtime = inode.i_dtime;
+	fs_unlock(fs);
+	return dtime;
+}
+
+static int in_use(struct fs *fs, ext2_ino_t ino)
+{
+	int ret;
+
+	fs_lock(fs);
+	ret = ext2fs_test_inode_bitmap2(fs->e2->inode_map, ino);
+	fs_unlock(fs);
+	return ret;
+}
+
+/*
+ * Open inodes whose names go wait on the orphan list, chained through
+ * i_dtime; the last put takes each off (middle, tail, head) and frees it.
+ */
+static void test_orphans(struct fs *fs)
+{
+	struct ext2_super_block *sb = fs->e2->super;
+	ext2_ino_t d = unit_mkd(fs, EXT2_ROOT_INO, "orph");
+	ext2_ino_t a = mkf(fs, d, "a");
+	ext2_ino_t b = mkf(fs, d, "b");
+	ext2_ino_t c = mkf(fs, d, "c");
+
+	fs_iref_get(fs, a);
+	fs_iref_get(fs, b);
+	fs_iref_get(fs, c);
+	CHECK_EQ(namei_unlink(fs, d, "a"), 0);
+	CHECK_EQ(namei_unlink(fs, d, "b"), 0);
+	CHECK_EQ(namei_unlink(fs, d, "c"), 0);
+	CHECK_EQ(sb->s_last_orphan, c);
+	CHECK_EQ(dtime_of(fs, c), b);
+	CHECK_EQ(dtime_of(fs, b), a);
+	CHECK_EQ(dtime_of(fs, a), 0);
+	CHECK(stamped(fs, c, 'c'));
+	CHECK_EQ(nlink(fs, c), 0);
+	fs_iref_put(fs, b, 1);
+	CHECK_EQ(sb->s_last_orphan, c);
+	CHECK_EQ(dtime_of(fs, c), a);
+	CHECK(!in_use(fs, b));
+	fs_iref_put(fs, a, 1);
+	CHECK_EQ(sb->s_last_orphan, c);
+	CHECK_EQ(dtime_of(fs, c), 0);
+	CHECK(!in_use(fs, a));
+	fs_iref_put(fs, c, 1);
+	CHECK_EQ(sb->s_last_orphan, 0);
+	CHECK(!in_use(fs, c));
+	CHECK(dtime_of(fs, c) > 1000);
+	CHECK_EQ(namei_rmdir(fs, EXT2_ROOT_INO, "orph"), 0);
+}
+
 static void test_rename(struct fs *fs)
 {
 	ext2_ino_t a, b, sub, deep, f, g, h, e;
@@ -619,6 +680,7 @@ static void run(const char *name, const char *mkfs_args, unsigned long kib,
 	test_symlinks(fs);
 	test_dirs(fs);
 	test_links(fs);
+	test_orphans(fs);
 	test_rename(fs);
 	test_flags(fs);
 	test_dir_nlink(fs, has_dir_nlink);
