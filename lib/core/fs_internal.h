@@ -18,6 +18,7 @@
 #define EFSCORRUPTED EUCLEAN
 
 #define FS_MAGIC 0x46533446u /* "FS4F" */
+#define FS_GEN_POOL 64       /* random i_generations fetched at a time */
 
 struct iref_table;
 struct map_cache;
@@ -44,6 +45,8 @@ struct fs {
 	void *attr_hook_arg;
 	unsigned char *itable_ra;  /* inode-table windows read ahead (bits) */
 	unsigned itable_ra_windows; /* windows per group */
+	__u32 gen_pool[FS_GEN_POOL]; /* random bytes for new inodes */
+	unsigned gen_left;           /* of gen_pool not handed out yet */
 };
 
 static inline void fs_lock(struct fs *fs)

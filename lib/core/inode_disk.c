@@ -208,6 +208,23 @@ static void init_extent_header(struct ext2_inode_large *inode)
 	inode->i_flags |= EXT4_EXTENTS_FL;
 }
 
+/*
+ * A random i_generation: NFS-style handles tell reused inode numbers
+ * apart by it. One getrandom call serves FS_GEN_POOL new inodes, as a
+ * system call per create costs more than the rest of fsi_new.
+ */
+static __u32 new_generation(struct fs *fs, ext2_ino_t ino,
+			    const struct timespec *now)
+{
+	if (!fs->gen_left) {
+		if (getrandom(fs->gen_pool, sizeof(fs->gen_pool), 0) !=
+		    sizeof(fs->gen_pool))
+			return (__u32)(now->tv_nsec ^ now->tv_sec ^ ino);
+		fs->gen_left = FS_GEN_POOL;
+	}
+	return fs->gen_pool[--fs->gen_left];
+}
+
 int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 	    const struct fs_cred *cred, ext2_ino_t *ino,
 	    struct ext2_inode_large *inode)
@@ -257,10 +274,7 @@ int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 	fsi_set_time(inode, FSI_MTIME, &now);
 	fsi_set_time(inode, FSI_CTIME, &now);
 	fsi_set_time(inode, FSI_CRTIME, &now);
-	/* NFS-style handles tell reused inode numbers apart by this. */
-	if (getrandom(&inode->i_generation, sizeof(inode->i_generation), 0) !=
-	    sizeof(inode->i_generation))
-		inode->i_generation = (__u32)(now.tv_nsec ^ now.tv_sec ^ *ino);
+	inode->i_generation = new_generation(fs, *ino, &now);
 	if (ext2fs_has_feature_extents(e2->super) &&
 	    (LINUX_S_ISREG(mode) || LINUX_S_ISDIR(mode)))
 		init_extent_header(inode);

@@ -392,6 +392,42 @@ static void test_flags(void)
 	fs_close(fs);
 }
 
+/*
+ * Every new inode gets its own random generation, also past the batch
+ * that one getrandom call fetches.
+ */
+static void test_generations(void)
+{
+	const char *path = unit_mkfs("gen.img", "-t ext4", 32768);
+	struct fs *fs = unit_open(path, 0);
+	struct ext2_inode_large inode;
+	__u32 gen[200];
+	char name[16];
+	int i, j, same = 0;
+
+	printf("# generations\n");
+	for (i = 0; i < 200; i++) {
+		struct stat st;
+
+		snprintf(name, sizeof(name), "g%d", i);
+		gen[i] = ~0u;
+		if (namei_mknod(fs, EXT2_ROOT_INO, name, S_IFREG | 0644, 0,
+				&root, &st))
+			continue;
+		fs_lock(fs);
+		if (!fsi_read(fs, st.st_ino, &inode))
+			gen[i] = inode.i_generation;
+		fs_unlock(fs);
+	}
+	for (i = 0; i < 200; i++)
+		for (j = 0; j < i; j++)
+			same += gen[i] == gen[j];
+	/* 200 random 32-bit values: a repeat is a one-in-200,000 event. */
+	CHECK(same <= 1);
+	CHECK_EQ(fs_close(fs), 0);
+	unit_fsck(path);
+}
+
 int main(void)
 {
 	root = unit_root();
@@ -399,5 +435,6 @@ int main(void)
 	test_times_small();
 	test_setattr();
 	test_flags();
+	test_generations();
 	return unit_done();
 }
