@@ -225,6 +225,7 @@ fail:
 	uncache_fini(fs);
 	itable_ra_fini(fs);
 	dir_csum_fini(fs);
+	dir_bufs_fini(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);
 	free(fs);
@@ -255,6 +256,7 @@ int fs_close(struct fs *fs)
 	uncache_fini(fs);
 	itable_ra_fini(fs);
 	dir_csum_fini(fs);
+	dir_bufs_fini(fs);
 	fs_unlock(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->device);

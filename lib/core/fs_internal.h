@@ -19,6 +19,7 @@
 
 #define FS_MAGIC 0x46533446u /* "FS4F" */
 #define FS_GEN_POOL 64       /* random i_generations fetched at a time */
+#define FS_DIR_BUFS 4        /* directory block buffers kept for reuse */
 
 struct iref_table;
 struct map_cache;
@@ -47,6 +48,8 @@ struct fs {
 	unsigned itable_ra_windows; /* windows per group */
 	__u32 gen_pool[FS_GEN_POOL]; /* random bytes for new inodes */
 	unsigned gen_left;           /* of gen_pool not handed out yet */
+	char *dir_bufs[FS_DIR_BUFS]; /* free directory block buffers (dir.c) */
+	unsigned dir_nbufs;
 };
 
 static inline void fs_lock(struct fs *fs)
@@ -270,7 +273,9 @@ int dir_find(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
  */
 int dir_slot_set(struct fs *fs, ext2_ino_t dir, struct ext2_inode_large *inode,
 		 struct dir_slot *s, ext2_ino_t to, unsigned ftype);
-void dir_slot_release(struct dir_slot *s);
+void dir_slot_release(struct fs *fs, struct dir_slot *s);
+/* Frees the block buffers dir.c keeps for reuse. */
+void dir_bufs_fini(struct fs *fs);
 /*
  * Searches dir, whose inode the caller has read, for name: 1 if it is
  * there (room->ino), 0 if not, or -errno. When it is not and dir is a

@@ -538,7 +538,7 @@ static int create(struct fs *fs, ext2_ino_t dir, const char *name,
 	if (!ret)
 		ret = fill_stat(fs, ino, st);
 out:
-	dir_slot_release(&room);
+	dir_slot_release(fs, &room);
 	return ret;
 }
 
@@ -742,8 +742,8 @@ int namei_link(struct fs *fs, ext2_ino_t ino, ext2_ino_t dir, const char *name,
 	if (!ret)
 		ret = fill_stat(fs, ino, st);
 out:
+	dir_slot_release(fs, &room);
 	fs_unlock(fs);
-	dir_slot_release(&room);
 	return ret;
 }
 
@@ -818,8 +818,8 @@ int namei_unlink(struct fs *fs, ext2_ino_t dir, const char *name)
 	if (!ret)
 		ret = fs_drop_link(fs, v.slot.ino);
 out:
+	dir_slot_release(fs, &v.slot);
 	fs_unlock(fs);
-	dir_slot_release(&v.slot);
 	return ret;
 }
 
@@ -867,8 +867,8 @@ int namei_rmdir(struct fs *fs, ext2_ino_t dir, const char *name)
 	if (!ret)
 		ret = fs_drop_link(fs, v.slot.ino);
 out:
+	dir_slot_release(fs, &v.slot);
 	fs_unlock(fs);
-	dir_slot_release(&v.slot);
 	return ret;
 }
 
