@@ -61,7 +61,19 @@ static int check_geometry(struct fs *fs, const char **msg)
 	ext2_filsys e2 = fs->e2;
 	blk64_t dev_blocks = 0;
 	errcode_t err;
+	__u32 first;
 
+	/*
+	 * Group 0 starts at block 1 with 1 KiB blocks (block 0 is the boot
+	 * block) and at block 0 otherwise, as e2fsck insists. libext2fs
+	 * trusts s_first_data_block: ext2fs_read_bitmaps writes past its
+	 * bitmap buffer when it is larger.
+	 */
+	first = e2->blocksize == 1024 && EXT2FS_CLUSTER_RATIO(e2) == 1;
+	if (e2->super->s_first_data_block != first) {
+		*msg = "superblock is corrupt: bad first data block (run e2fsck)";
+		return -EINVAL;
+	}
 	err = ext2fs_get_device_size2(fs->device, e2->blocksize, &dev_blocks);
 	if (err)
 		return 0; /* size unknown: let IO errors speak later */

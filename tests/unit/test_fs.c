@@ -41,6 +41,27 @@ static void test_bad_images(void)
 	CHECK(fs_open(&o, &fs, &msg) < 0);
 	CHECK(msg && strstr(msg, "checksum"));
 
+	/*
+	 * A first data block other than the one the block size implies
+	 * (fuzzing: 256 on a 1 KiB-block image) had libext2fs write past
+	 * its block bitmap while reading the bitmaps at mount.
+	 */
+	snprintf(path, sizeof(path), "%s",
+		 unit_mkfs("firstblk.img", "-t ext4 -b 1024", 16384));
+	unit_run("debugfs -w -R 'ssv first_data_block 256' %s >/dev/null 2>&1",
+		 path);
+	o.device = path;
+	CHECK_EQ(fs_open(&o, &fs, &msg), -EINVAL);
+	CHECK(msg && strstr(msg, "first data block"));
+	CHECK(fs == NULL);
+	snprintf(path, sizeof(path), "%s",
+		 unit_mkfs("firstblk4k.img", "-t ext4 -b 4096", 16384));
+	unit_run("debugfs -w -R 'ssv first_data_block 1' %s >/dev/null 2>&1",
+		 path);
+	o.device = path;
+	CHECK_EQ(fs_open(&o, &fs, &msg), -EINVAL);
+	CHECK(fs == NULL);
+
 	/* needs_recovery: refused read-write, allowed read-only. */
 	snprintf(path, sizeof(path), "%s", unit_mkfs("recover.img", "-t ext4", 65536));
 	unit_run("debugfs -w -R 'feature needs_recovery' %s >/dev/null 2>&1", path);
