@@ -138,6 +138,8 @@ int uncache_init(struct fs *fs);
 void uncache_fini(struct fs *fs);
 /* After the bytes of [addr, addr + len) went into a reply. */
 void uncache_read(struct fs *fs, uint64_t addr, uint64_t len);
+/* pread(2) of the image fd that leaves no pages of its own cached. */
+ssize_t uncache_pread(struct fs *fs, void *buf, size_t len, uint64_t addr);
 /* After the executor wrote [addr, addr + len) to the image. */
 void uncache_written(struct fs *fs, uint64_t addr, uint64_t len);
 /* After an fsync: every queued written range is dropped. */

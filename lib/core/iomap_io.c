@@ -19,15 +19,13 @@
  */
 static int pread_full(struct fs *fs, void *buf, size_t len, uint64_t addr)
 {
-	int fd = fs->data_fd;
 	errcode_t err = cache_io_sync_range(fs->e2->io, addr, len,
 					    CACHE_IO_SYNC_READ);
-	uint64_t start = addr, total = len;
 
 	if (err)
 		return -EIO;
 	while (len) {
-		ssize_t n = pread(fd, buf, len, addr);
+		ssize_t n = uncache_pread(fs, buf, len, addr);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -39,7 +37,6 @@ static int pread_full(struct fs *fs, void *buf, size_t len, uint64_t addr)
 		len -= n;
 		addr += n;
 	}
-	uncache_read(fs, start, total);
 	return 0;
 }
 

@@ -4,9 +4,13 @@
  * file has a page cache of its own: without this, every byte read or
  * written through the mount would sit in memory twice.
  *
- * Reads: once the bytes are in the FUSE reply, the image's pages of that
- * range are dropped (POSIX_FADV_DONTNEED); they are clean, so that is
- * cheap. The page cache holds large folios (up to 2 MiB here) and drops
+ * Reads the server copies (pread) ask the kernel not to keep what they
+ * bring in (RWF_DONTCACHE, Linux 6.14): one syscall, and pages that were
+ * cached before stay. Reads spliced into the reply, and every read where
+ * RWF_DONTCACHE is refused, drop the image's pages of the range once the
+ * reply has the bytes (POSIX_FADV_DONTNEED), a syscall more per read
+ * (about a tenth of the server's time under 4 KiB random reads). The page
+ * cache holds large folios (up to 2 MiB here) and drops
  * only those wholly inside the range, so a streaming read drops from
  * UNCACHE_BEHIND before its start: that much behind a sequential reader
  * has been read already, and the folio it ended in last time goes now.
@@ -19,6 +23,8 @@
  */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "core/iomap.h"
 
@@ -27,6 +33,10 @@
 #define UNCACHE_BEHIND	  (2u << 20)
 #define UNCACHE_LAG	  (16u << 20)
 #define UNCACHE_RANGES	  64
+
+#ifndef RWF_DONTCACHE
+#define RWF_DONTCACHE 0x00000080
+#endif
 
 struct uncache_range {
 	uint64_t addr, len;
@@ -37,6 +47,7 @@ struct uncache {
 	struct uncache_range ring[UNCACHE_RANGES];
 	unsigned head, n; /* oldest at ring[head] */
 	uint64_t queued;  /* bytes in the ring */
+	int dontcache;	  /* RWF_DONTCACHE not refused yet (atomic) */
 };
 
 int uncache_init(struct fs *fs)
@@ -45,6 +56,7 @@ int uncache_init(struct fs *fs)
 	if (!fs->uncache)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->uncache->lock, NULL);
+	fs->uncache->dontcache = 1;
 	return 0;
 }
 
@@ -65,6 +77,25 @@ void uncache_read(struct fs *fs, uint64_t addr, uint64_t len)
 		behind = addr < UNCACHE_BEHIND ? addr : UNCACHE_BEHIND;
 	posix_fadvise(fs->data_fd, addr - behind, len + behind,
 		      POSIX_FADV_DONTNEED);
+}
+
+ssize_t uncache_pread(struct fs *fs, void *buf, size_t len, uint64_t addr)
+{
+	struct iovec iov = {buf, len};
+	int *dontcache = &fs->uncache->dontcache;
+	ssize_t n;
+
+	if (__atomic_load_n(dontcache, __ATOMIC_RELAXED)) {
+		n = preadv2(fs->data_fd, &iov, 1, addr, RWF_DONTCACHE);
+		if (n >= 0 || (errno != EOPNOTSUPP && errno != EINVAL))
+			return n;
+		/* An older kernel, or an image on tmpfs, NFS, ... */
+		__atomic_store_n(dontcache, 0, __ATOMIC_RELAXED);
+	}
+	n = pread(fs->data_fd, buf, len, addr);
+	if (n > 0)
+		uncache_read(fs, addr, n);
+	return n;
 }
 
 /* Waits for a queued range's writeback, then drops its pages. */
