@@ -172,9 +172,57 @@ static void test_small_writes_stay(void)
 	unit_fsck(img);
 }
 
+/*
+ * Where the image's filesystem refuses RWF_DONTCACHE (tmpfs does, as do
+ * kernels before 6.14), copied reads fall back to pread and a drop of the
+ * range: the bytes must come out the same, small reads and streaming ones.
+ */
+static void test_fallback_reads_right(void)
+{
+	const char *made = unit_mkfs("shm.img", "-t ext4 -b 4096", 32 << 10);
+	static const size_t sizes[] = {4096, 1000, 128 << 10, MIB, 300 << 10};
+	static char buf[MIB], want[MIB];
+	char img[64];
+	struct fs *fs;
+	ext2_ino_t ino;
+	unsigned i, bad = 0;
+	off_t off;
+
+	snprintf(img, sizeof(img), "/dev/shm/unit-uncache.%d.img", getpid());
+	if (unit_run("cp %s %s 2>/dev/null", made, img)) {
+		printf("no /dev/shm: fallback reads not tested\n");
+		return;
+	}
+	fs = unit_open(img, 0);
+	ino = new_file(fs, "f");
+	for (i = 0; i < 4 * MIB; i += sizeof(want)) {
+		unsigned j;
+
+		for (j = 0; j < sizeof(want); j++)
+			want[j] = (char)((i + j) * 7 + (i + j) / 4096);
+		CHECK_EQ(file_write(fs, ino, want, sizeof(want), i, 0, &root),
+			 sizeof(want));
+	}
+	CHECK_EQ(fs_sync(fs), 0);
+	for (i = 0, off = 0; off + MIB <= 4 * MIB; i++) {
+		size_t len = sizes[i % 5], j;
+
+		CHECK_EQ(file_read(fs, ino, buf, len, off), (ssize_t)len);
+		for (j = 0; j < len; j++)
+			bad += buf[j] != (char)((off + j) * 7 + (off + j) / 4096);
+		off += len + 512;
+	}
+	printf("fallback reads on tmpfs: %u bytes wrong\n", bad);
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(fs_close(fs), 0);
+	unit_fsck(img);
+	unlink(img);
+}
+
 int main(void)
 {
 	test_streaming();
 	test_small_writes_stay();
+	test_fallback_reads_right();
 	return unit_done();
 }
