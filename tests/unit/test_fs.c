@@ -9,6 +9,23 @@
 #include "unit.h"
 #include "core/fs_internal.h"
 
+/* An image whose s_first_data_block is set to first is refused. */
+static void refuses_first_data_block(const char *name, const char *mkfs,
+				     unsigned first)
+{
+	struct fs_options o = { 0 };
+	const char *img = unit_mkfs(name, mkfs, 16384);
+	const char *msg = NULL;
+	struct fs *fs = NULL;
+
+	unit_run("debugfs -w -R 'ssv first_data_block %u' %s >/dev/null 2>&1",
+		 first, img);
+	o.device = img;
+	CHECK_EQ(fs_open(&o, &fs, &msg), -EINVAL);
+	CHECK(msg && strstr(msg, "first data block"));
+	CHECK(fs == NULL);
+}
+
 static void test_bad_images(void)
 {
 	struct fs_options o = { 0 };
@@ -46,21 +63,8 @@ static void test_bad_images(void)
 	 * (fuzzing: 256 on a 1 KiB-block image) had libext2fs write past
 	 * its block bitmap while reading the bitmaps at mount.
 	 */
-	snprintf(path, sizeof(path), "%s",
-		 unit_mkfs("firstblk.img", "-t ext4 -b 1024", 16384));
-	unit_run("debugfs -w -R 'ssv first_data_block 256' %s >/dev/null 2>&1",
-		 path);
-	o.device = path;
-	CHECK_EQ(fs_open(&o, &fs, &msg), -EINVAL);
-	CHECK(msg && strstr(msg, "first data block"));
-	CHECK(fs == NULL);
-	snprintf(path, sizeof(path), "%s",
-		 unit_mkfs("firstblk4k.img", "-t ext4 -b 4096", 16384));
-	unit_run("debugfs -w -R 'ssv first_data_block 1' %s >/dev/null 2>&1",
-		 path);
-	o.device = path;
-	CHECK_EQ(fs_open(&o, &fs, &msg), -EINVAL);
-	CHECK(fs == NULL);
+	refuses_first_data_block("firstblk.img", "-t ext4 -b 1024", 256);
+	refuses_first_data_block("firstblk4k.img", "-t ext4 -b 4096", 1);
 
 	/* needs_recovery: refused read-write, allowed read-only. */
 	snprintf(path, sizeof(path), "%s", unit_mkfs("recover.img", "-t ext4", 65536));
