@@ -209,7 +209,8 @@ static void test_fallback_reads_right(void)
 
 		CHECK_EQ(file_read(fs, ino, buf, len, off), (ssize_t)len);
 		for (j = 0; j < len; j++)
-			bad += buf[j] != (char)((off + j) * 7 + (off + j) / 4096);
+			bad += buf[j] !=
+			       (char)((off + j) * 7 + (off + j) / 4096);
 		off += len + 512;
 	}
 	printf("fallback reads on tmpfs: %u bytes wrong\n", bad);
