@@ -15,6 +15,7 @@
 #include "core/iomap.h"
 #include "support/cache_io.h"
 #include "support/crc32c.h"
+#include "support/image_users.h"
 
 /* A one-line reason for a failed ext2fs_open2, for the command line. */
 static const char *open_error_msg(errcode_t err)
@@ -121,6 +122,30 @@ static int mark_mounted(struct fs *fs, const char *mountpoint)
 	return FS_ERR(fs, ext2fs_flush(fs->e2), 0);
 }
 
+/*
+ * Refuses a read-write open while a program that takes no lock (so that
+ * cache_io's lock cannot see it) writes the image: the two would corrupt
+ * it. *msg points into a per-thread buffer.
+ */
+static int check_other_writer(const char *image, const char **msg)
+{
+	static __thread char buf[256];
+	char who[96];
+
+	if (!image_wait_other_writer(image, who, sizeof(who)))
+		return 0;
+	if (who[0] == '/')
+		snprintf(buf, sizeof(buf),
+			 "image is attached read-write to %s: a second writer would corrupt it",
+			 who);
+	else
+		snprintf(buf, sizeof(buf),
+			 "image is open for writing by %s: a second writer would corrupt it",
+			 who);
+	*msg = buf;
+	return -EBUSY;
+}
+
 int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 {
 	char io_opts[64] = "";
@@ -166,8 +191,12 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		goto fail;
 	}
 
-	if (!fs->readonly)
+	if (!fs->readonly) {
+		ret = check_other_writer(fs->device, msg);
+		if (ret)
+			goto fail;
 		flags |= EXT2_FLAG_RW | EXT2_FLAG_EXCLUSIVE;
+	}
 	/* Never NULL options: libext2fs would split the name at a '?'. */
 	if (opts->cache_size)
 		snprintf(io_opts, sizeof(io_opts), "cache_size=%llu",

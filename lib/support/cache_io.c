@@ -22,6 +22,7 @@
 
 #include "support/cache_io_internal.h"
 #include "support/fault_io.h"
+#include "support/image_users.h"
 
 struct cio *cio_of(io_channel ch)
 {
@@ -333,14 +334,7 @@ static errcode_t cio_cache_readahead(io_channel ch, unsigned long long blk,
 
 /* ---- open and close ---- */
 
-/*
- * umount(8) of a FUSE mount returns before the server has written its
- * last blocks and closed the image, so `umount && mount` would find the
- * lock still held by a server on its way out: it gets this long to go.
- */
-#define LOCK_GRACE_MS 3000
-#define LOCK_POLL_MS 20
-
+/* A holder on its way out (see IMAGE_GRACE_MS) gets time to go. */
 static errcode_t take_ofd_lock(int fd, int rw)
 {
 	struct flock fl = {
@@ -349,15 +343,15 @@ static errcode_t take_ofd_lock(int fd, int rw)
 		.l_start = 0,
 		.l_len = 0,
 	};
-	const struct timespec poll = { 0, LOCK_POLL_MS * 1000000L };
+	const struct timespec poll = { 0, IMAGE_POLL_MS * 1000000L };
 	int waited;
 
-	for (waited = 0;; waited += LOCK_POLL_MS) {
+	for (waited = 0;; waited += IMAGE_POLL_MS) {
 		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
 			return 0;
 		if (errno != EAGAIN && errno != EACCES)
 			return 0; /* no lock support: open unlocked */
-		if (waited >= LOCK_GRACE_MS)
+		if (waited >= IMAGE_GRACE_MS)
 			return EBUSY;
 		nanosleep(&poll, NULL);
 	}

@@ -1,0 +1,192 @@
+/*
+ * Who else writes an image. cache_io's OFD lock keeps our own servers
+ * apart, but programs that take no lock write images too: Debian's
+ * fuse2fs (whose umount returns while it is still writing the image),
+ * debugfs -w, a loop device under the kernel's ext4. Two writers corrupt
+ * an image, so a read-write mount first looks for them where root sees
+ * them all: every process's open files in /proc, every loop device's
+ * backing file in /sys/block. What the caller may not read is skipped:
+ * this is a safety net, not a lock.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support/image_users.h"
+
+/*
+ * Descriptors are matched through /proc/PID/fdinfo (mount id and inode
+ * number), never by stat() of what they point to: that would hang on a
+ * dead FUSE or NFS mount that some other process has files open on.
+ */
+struct fd_id {
+	unsigned long flags;
+	long mnt_id;
+	unsigned long long ino;
+};
+
+/* The first line of a small file, newline dropped; 0 or -1. */
+static int read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	int ret = -1;
+
+	if (!f)
+		return -1;
+	if (fgets(buf, (int)len, f)) {
+		buf[strcspn(buf, "\n")] = 0;
+		ret = 0;
+	}
+	fclose(f);
+	return ret;
+}
+
+/* Flags, mount id and inode of descriptor fd of pid; 0 or -1. */
+static int read_fd_id(const char *pid, const char *fd, struct fd_id *id)
+{
+	char path[600], line[128];
+	int have = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pid, fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "flags: %lo", &id->flags) == 1)
+			have |= 1;
+		else if (sscanf(line, "mnt_id: %ld", &id->mnt_id) == 1)
+			have |= 2;
+		else if (sscanf(line, "ino: %llu", &id->ino) == 1)
+			have |= 4;
+	}
+	fclose(f);
+	return have == 7 ? 0 : -1;
+}
+
+/* Whether process pid has the image (img, seen by us as mine) open to write. */
+static int pid_writes(const char *pid, const struct stat *img,
+		      const struct fd_id *mine)
+{
+	char path[600];
+	struct fd_id id;
+	struct dirent *d;
+	int found = 0;
+	DIR *fds;
+
+	snprintf(path, sizeof(path), "/proc/%s/fd", pid);
+	fds = opendir(path);
+	if (!fds)
+		return 0;
+	while (!found && (d = readdir(fds))) {
+		if (d->d_name[0] == '.' || read_fd_id(pid, d->d_name, &id) ||
+		    id.ino != (unsigned long long)img->st_ino ||
+		    id.mnt_id != mine->mnt_id)
+			continue;
+		found = (id.flags & O_ACCMODE) != O_RDONLY;
+	}
+	closedir(fds);
+	return found;
+}
+
+static int proc_writer(const char *image, const struct stat *img, char *who,
+		       size_t len)
+{
+	char self[16], path[600], comm[64];
+	struct fd_id mine;
+	struct dirent *p;
+	int found = 0, fd;
+	DIR *proc;
+
+	/* Our own view of the image gives the mount id to look for. */
+	fd = open(image, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	snprintf(self, sizeof(self), "%d", (int)getpid());
+	snprintf(path, sizeof(path), "%d", fd);
+	proc = opendir("/proc");
+	if (!read_fd_id(self, path, &mine) && proc) {
+		while (!found && (p = readdir(proc))) {
+			if (!isdigit((unsigned char)p->d_name[0]) ||
+			    !strcmp(p->d_name, self) ||
+			    !pid_writes(p->d_name, img, &mine))
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/comm",
+				 p->d_name);
+			if (read_line(path, comm, sizeof(comm)))
+				strcpy(comm, "?");
+			snprintf(who, len, "pid %s (%s)", p->d_name, comm);
+			found = 1;
+		}
+	}
+	if (proc)
+		closedir(proc);
+	close(fd);
+	return found;
+}
+
+/* A loop device attached read-write to the image file. */
+static int loop_writer(const struct stat *img, char *who, size_t len)
+{
+	char path[600], line[4096];
+	struct dirent *d;
+	struct stat st;
+	int found = 0;
+	DIR *sys;
+	char *del;
+
+	sys = opendir("/sys/block");
+	if (!sys)
+		return 0;
+	while (!found && (d = readdir(sys))) {
+		if (strncmp(d->d_name, "loop", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file",
+			 d->d_name);
+		if (read_line(path, line, sizeof(line)))
+			continue;
+		del = strstr(line, " (deleted)");
+		if (del)
+			*del = 0;
+		if (stat(line, &st) || st.st_dev != img->st_dev ||
+		    st.st_ino != img->st_ino)
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/ro", d->d_name);
+		if (read_line(path, line, sizeof(line)) || strcmp(line, "0"))
+			continue;
+		snprintf(who, len, "/dev/%s", d->d_name);
+		found = 1;
+	}
+	closedir(sys);
+	return found;
+}
+
+int image_other_writer(const char *image, char *who, size_t len)
+{
+	struct stat img;
+
+	if (stat(image, &img))
+		return 0;
+	if (proc_writer(image, &img, who, len))
+		return 1;
+	return S_ISREG(img.st_mode) && loop_writer(&img, who, len);
+}
+
+int image_wait_other_writer(const char *image, char *who, size_t len)
+{
+	const struct timespec poll = {0, IMAGE_POLL_MS * 1000000L};
+	int waited;
+
+	for (waited = 0;; waited += IMAGE_POLL_MS) {
+		if (!image_other_writer(image, who, len))
+			return 0;
+		if (waited >= IMAGE_GRACE_MS)
+			return 1;
+		nanosleep(&poll, NULL);
+	}
+}

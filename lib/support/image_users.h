@@ -1,0 +1,28 @@
+/*
+ * Other writers of an image: processes with it open for writing, loop
+ * devices attached to it read-write. See image_users.c.
+ */
+#ifndef SUPPORT_IMAGE_USERS_H
+#define SUPPORT_IMAGE_USERS_H
+
+#include <stddef.h>
+
+/*
+ * How long an open waits for another writer, or the holder of the image's
+ * lock, to go away (umount(8) of a FUSE mount returns before its server
+ * has closed the image), and how often it looks meanwhile.
+ */
+#define IMAGE_GRACE_MS 3000
+#define IMAGE_POLL_MS  20
+
+/*
+ * Whether another process or a loop device writes the image (a regular
+ * file or a block device): 1 with who filled in ("pid 1234 (fuse2fs)",
+ * "/dev/loop3"), else 0. This process's own open files do not count.
+ */
+int image_other_writer(const char *image, char *who, size_t len);
+
+/* image_other_writer, waiting up to IMAGE_GRACE_MS for the writer to go. */
+int image_wait_other_writer(const char *image, char *who, size_t len);
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * Unit tests of image_users.c and its use in fs_open: a read-write open
+ * is refused while another process has the image open for writing or a
+ * loop device is attached to it read-write (programs that take no lock),
+ * waits for such a writer on its way out, and ignores readers, read-only
+ * loop devices and this process's own descriptors.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "unit.h"
+#include "support/image_users.h"
+
+/* A child holding path open with oflags; it exits hold_ms after opening. */
+struct holder {
+	pid_t pid;
+};
+
+static struct holder hold(const char *path, int oflags, unsigned hold_ms)
+{
+	struct holder h = {-1};
+	int ready[2];
+	char byte;
+
+	CHECK_EQ(pipe(ready), 0);
+	h.pid = fork();
+	if (h.pid == 0) {
+		if (open(path, oflags) < 0 || write(ready[1], "", 1) != 1)
+			_exit(1);
+		usleep(hold_ms * 1000);
+		_exit(0);
+	}
+	CHECK(h.pid > 0 && read(ready[0], &byte, 1) == 1);
+	close(ready[0]);
+	close(ready[1]);
+	return h;
+}
+
+static void release(struct holder h)
+{
+	int status = -1;
+
+	kill(h.pid, SIGKILL);
+	CHECK(waitpid(h.pid, &status, 0) == h.pid);
+}
+
+static int writer(const char *path, char *who, size_t len)
+{
+	who[0] = 0;
+	return image_other_writer(path, who, len);
+}
+
+static int open_rw(const char *path, const char **msg)
+{
+	struct fs_options o = {.device = path};
+	struct fs *fs = NULL;
+	int ret;
+
+	*msg = NULL;
+	ret = fs_open(&o, &fs, msg);
+	if (!ret)
+		CHECK_EQ(fs_close(fs), 0);
+	return ret;
+}
+
+static void test_processes(void)
+{
+	const char *img = unit_mkfs("users.img", "-t ext4", 8192);
+	char who[96], want[32];
+	const char *msg;
+	struct holder h;
+	int own;
+
+	printf("== other processes\n");
+	CHECK_EQ(writer(img, who, sizeof(who)), 0);
+
+	own = open(img, O_RDWR);
+	CHECK(own >= 0);
+	CHECK_EQ(writer(img, who, sizeof(who)), 0); /* our own fd */
+	close(own);
+
+	h = hold(img, O_RDONLY, 10000);
+	CHECK_EQ(writer(img, who, sizeof(who)), 0);
+	CHECK_EQ(open_rw(img, &msg), 0);
+	release(h);
+
+	h = hold(img, O_RDWR, 10000);
+	snprintf(want, sizeof(want), "pid %d (", (int)h.pid);
+	CHECK_EQ(writer(img, who, sizeof(who)), 1);
+	printf("writer: %s\n", who);
+	CHECK(!strncmp(who, want, strlen(want)));
+	CHECK_EQ(open_rw(img, &msg), -EBUSY);
+	printf("refused: %s\n", msg ? msg : "(no message)");
+	CHECK(msg && strstr(msg, want) && strstr(msg, "open for writing"));
+	{
+		struct fs_options o = {.device = img, .readonly = 1};
+		struct fs *fs = NULL;
+
+		/* A reader does not mind a writer that is not ours. */
+		CHECK_EQ(fs_open(&o, &fs, &msg), 0);
+		if (fs)
+			CHECK_EQ(fs_close(fs), 0);
+	}
+	release(h);
+	CHECK_EQ(writer(img, who, sizeof(who)), 0);
+
+	/* A writer on its way out (Debian's fuse2fs after umount). */
+	h = hold(img, O_WRONLY, 300);
+	CHECK_EQ(open_rw(img, &msg), 0);
+	release(h);
+	unit_fsck(img);
+}
+
+static void test_loop(void)
+{
+	const char *img = unit_mkfs("loop.img", "-t ext4", 8192);
+	char dev[64] = "", cmd[600], who[96];
+	const char *msg;
+	FILE *p;
+
+	printf("== loop devices\n");
+	snprintf(cmd, sizeof(cmd), "losetup -f --show '%s' 2>/dev/null", img);
+	p = popen(cmd, "r");
+	if (p) {
+		if (!fgets(dev, sizeof(dev), p))
+			dev[0] = 0;
+		pclose(p);
+	}
+	dev[strcspn(dev, "\n")] = 0;
+	if (!dev[0]) {
+		printf("no loop device: loop cases not run\n");
+		return;
+	}
+	CHECK_EQ(writer(img, who, sizeof(who)), 1);
+	CHECK(!strcmp(who, dev));
+	CHECK_EQ(open_rw(img, &msg), -EBUSY);
+	printf("refused: %s\n", msg ? msg : "(no message)");
+	CHECK(msg && strstr(msg, dev) && strstr(msg, "attached read-write"));
+	unit_run("losetup -d %s", dev);
+
+	snprintf(cmd, sizeof(cmd), "losetup -r -f --show '%s' 2>/dev/null",
+		 img);
+	p = popen(cmd, "r");
+	CHECK(p && fgets(dev, sizeof(dev), p));
+	if (p)
+		pclose(p);
+	dev[strcspn(dev, "\n")] = 0;
+	CHECK_EQ(writer(img, who, sizeof(who)), 0); /* read-only device */
+	CHECK_EQ(open_rw(img, &msg), 0);
+	unit_run("losetup -d %s", dev);
+	unit_fsck(img);
+}
+
+int main(void)
+{
+	test_processes();
+	test_loop();
+	return unit_done();
+}
