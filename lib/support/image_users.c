@@ -22,7 +22,10 @@
 /*
  * Descriptors are matched through /proc/PID/fdinfo (mount id and inode
  * number), never by stat() of what they point to: that would hang on a
- * dead FUSE or NFS mount that some other process has files open on.
+ * dead FUSE or NFS mount that some other process has files open on. A
+ * kernel whose fdinfo has no ino: line (older than 5.14) matches nothing
+ * here; a process that opened the image through another mount of its
+ * filesystem (a bind mount) has another mount id and is not seen.
  */
 struct fd_id {
 	unsigned long flags;
