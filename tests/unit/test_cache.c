@@ -661,19 +661,10 @@ static void test_blockdev(void)
 	const char *path = raw_image("bdev.img", 256);
 	io_channel ch = NULL, ch2 = NULL;
 	unsigned char buf[BS];
-	char dev[64] = "", cmd[600];
+	char dev[64];
 	errcode_t err;
-	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "losetup -f --show '%s' 2>/dev/null", path);
-	p = popen(cmd, "r");
-	if (p) {
-		if (!fgets(dev, sizeof(dev), p))
-			dev[0] = 0;
-		pclose(p);
-	}
-	dev[strcspn(dev, "\n")] = 0;
-	if (!dev[0]) {
+	if (unit_losetup(path, 0, dev, sizeof(dev))) {
 		printf("skip block device tests: no loop device\n");
 		return;
 	}

@@ -115,20 +115,11 @@ static void test_processes(void)
 static void test_loop(void)
 {
 	const char *img = unit_mkfs("loop.img", "-t ext4", 8192);
-	char dev[64] = "", cmd[600], who[96];
+	char dev[64], who[96];
 	const char *msg;
-	FILE *p;
 
 	printf("== loop devices\n");
-	snprintf(cmd, sizeof(cmd), "losetup -f --show '%s' 2>/dev/null", img);
-	p = popen(cmd, "r");
-	if (p) {
-		if (!fgets(dev, sizeof(dev), p))
-			dev[0] = 0;
-		pclose(p);
-	}
-	dev[strcspn(dev, "\n")] = 0;
-	if (!dev[0]) {
+	if (unit_losetup(img, 0, dev, sizeof(dev))) {
 		printf("no loop device: loop cases not run\n");
 		return;
 	}
@@ -139,13 +130,7 @@ static void test_loop(void)
 	CHECK(msg && strstr(msg, dev) && strstr(msg, "attached read-write"));
 	unit_run("losetup -d %s", dev);
 
-	snprintf(cmd, sizeof(cmd), "losetup -r -f --show '%s' 2>/dev/null",
-		 img);
-	p = popen(cmd, "r");
-	CHECK(p && fgets(dev, sizeof(dev), p));
-	if (p)
-		pclose(p);
-	dev[strcspn(dev, "\n")] = 0;
+	CHECK_EQ(unit_losetup(img, 1, dev, sizeof(dev)), 0);
 	CHECK_EQ(writer(img, who, sizeof(who)), 0); /* read-only device */
 	CHECK_EQ(open_rw(img, &msg), 0);
 	unit_run("losetup -d %s", dev);

@@ -285,6 +285,29 @@ static inline int unit_done(void)
 	return unit_failures ? 1 : 0;
 }
 
+/*
+ * Attaches path to a free loop device (read-only if ro) and puts its name
+ * in dev; returns 0, or -1 where there is no loop device to be had.
+ */
+static inline int unit_losetup(const char *path, int ro, char *dev,
+			       size_t len)
+{
+	char cmd[600];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "losetup %s-f --show '%s' 2>/dev/null",
+		 ro ? "-r " : "", path);
+	dev[0] = 0;
+	p = popen(cmd, "r");
+	if (p) {
+		if (!fgets(dev, (int)len, p))
+			dev[0] = 0;
+		pclose(p);
+	}
+	dev[strcspn(dev, "\n")] = 0;
+	return dev[0] ? 0 : -1;
+}
+
 /* Sets and clears i_flags bits behind the core's back, no checks made. */
 static inline void unit_poke_flags(struct fs *fs, ext2_ino_t ino,
 				   uint32_t set, uint32_t clear)
