@@ -45,6 +45,7 @@ enum {
 	KEY_CACHE_SIZE,
 	KEY_ALLOW_ROOT,
 	KEY_MAX_READ,
+	KEY_NORECOVERY,
 	KEY_IGNORE,
 	KEY_REFUSE,
 };
@@ -58,6 +59,8 @@ static const struct fuse_opt glue_opt_spec[] = {
 	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
 	FUSE_OPT_KEY("allow_root", KEY_ALLOW_ROOT),
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
+	FUSE_OPT_KEY("norecovery", KEY_NORECOVERY),
+	FUSE_OPT_KEY("noload", KEY_NORECOVERY),
 	/*
 	 * What mount(8) and mount.fuse3 pass on that libfuse 3.14 rejects:
 	 * fstab-only words, and VFS flags it has no table entry for. They
@@ -142,7 +145,6 @@ static int glue_opt_proc(void *data, const char *arg, int key,
 	struct glue *g = data;
 	const char *val = strchr(arg, '=');
 
-	(void)outargs;
 	switch (key) {
 	case FUSE_OPT_KEY_NONOPT:
 		if (g->device)
@@ -169,6 +171,11 @@ static int glue_opt_proc(void *data, const char *arg, int key,
 		/* libfuse 3.14 wants init to repeat it: see glue_init_conn. */
 		g->max_read = strtoul(val + 1, NULL, 10);
 		return 1;
+	case KEY_NORECOVERY:
+		/* As ext4: an unread journal allows a read-only mount only. */
+		g->fsopts.norecovery = 1;
+		g->fsopts.readonly = 1;
+		return fuse_opt_add_arg(outargs, "-oro") ? -1 : 0;
 	case KEY_IGNORE:
 		return 0;
 	case KEY_REFUSE:
@@ -218,6 +225,7 @@ static void usage(const struct glue *g)
 	       "                           (default: what the superblock says)\n"
 	       "    -o iomap=auto|on|off   file data path (default: auto)\n"
 	       "    -o cache_size=N[KMG]   metadata cache size in bytes\n"
+	       "    -o norecovery|noload   mount read-only without replaying the journal\n"
 	       "\nFUSE options:\n",
 	       g->progname, g->progname);
 	fflush(stdout);

@@ -37,6 +37,7 @@ struct fs_options {
 	const char *device;     /* image file or block device */
 	const char *mountpoint; /* recorded in s_last_mounted; may be NULL */
 	int readonly;
+	int norecovery;         /* ro mount that leaves the journal unread */
 	enum fs_errors_mode errors;
 	unsigned long long cache_size; /* bytes; 0: default */
 	enum fs_iomap_mode iomap;

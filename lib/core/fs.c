@@ -89,16 +89,33 @@ static int check_features(struct fs *fs, const char **msg)
 {
 	ext2_filsys e2 = fs->e2;
 
-	if (ext2fs_has_feature_journal_needs_recovery(e2->super) &&
-	    !fs->readonly) {
-		*msg = "journal needs recovery: run e2fsck on the image first, or mount with -o ro";
-		return -EUCLEAN;
-	}
 	if (ext2fs_has_feature_journal_dev(e2->super)) {
 		*msg = "this is an external journal device, not a filesystem";
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * A journal that needs recovery is replayed, as the kernel does at mount,
+ * unless norecovery asked to look at the image as it is.
+ */
+static int recover_journal(struct fs *fs, int norecovery, const char **msg)
+{
+	int ret;
+
+	if (!ext2fs_has_feature_journal_needs_recovery(fs->e2->super))
+		return 0;
+	if (norecovery) {
+		fprintf(stderr, "%s: journal not recovered (norecovery): what it holds is not seen\n",
+			fs->device);
+		return 0;
+	}
+	ret = journal_recover(fs, msg);
+	/* Its file data may be in the cache only: not for the executor. */
+	if (!ret && fs->replayed_in_memory)
+		fs->iomap_mode = FS_IOMAP_OFF;
+	return ret;
 }
 
 /* Superblock bookkeeping of a read-write mount, written at once. */
@@ -178,7 +195,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	if (!fs)
 		return -ENOMEM;
 	fs->magic = FS_MAGIC;
-	fs->readonly = opts->readonly;
+	/* As ext4: the journal left unread allows no writing. */
+	fs->readonly = opts->readonly || opts->norecovery;
 	fs->errors = opts->errors;
 	fs->debug = opts->debug;
 	fs->iomap_mode = opts->iomap;
@@ -217,6 +235,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	if (ret)
 		goto fail;
 	ret = check_features(fs, msg);
+	if (!ret)
+		ret = recover_journal(fs, opts->norecovery, msg);
 	if (ret)
 		goto fail;
 	err = ext2fs_read_bitmaps(fs->e2);

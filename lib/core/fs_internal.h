@@ -41,6 +41,7 @@ struct fs {
 	int data_fd;             /* image fd for the data executor */
 	struct uncache *uncache; /* image pages to drop (iomap_uncache.c) */
 	enum fs_iomap_mode iomap_mode;
+	int replayed_in_memory;  /* ro mount: replayed blocks only in the cache */
 	int iomap_hardlinks;     /* iomap also for files with several links */
 	void (*attr_hook)(void *arg, ext2_ino_t ino);
 	void *attr_hook_arg;
@@ -71,6 +72,18 @@ static inline void fs_unlock(struct fs *fs)
  */
 int fs_err(struct fs *fs, errcode_t err, ext2_ino_t ino, const char *func);
 #define FS_ERR(fs, err, ino) fs_err((fs), (err), (ino), __func__)
+
+/* ---- journal.c ---- */
+
+/*
+ * Replays the committed transactions of the internal journal: written
+ * home and the journal emptied on a read-write fs, laid over the image in
+ * the cache on a read-only one; then re-reads the superblock and group
+ * descriptors and clears needs_recovery. Call before the bitmaps are
+ * read. Returns 0, -EUCLEAN for a journal that cannot be replayed (*msg
+ * says why; nothing was written), -ENOMEM.
+ */
+int journal_recover(struct fs *fs, const char **msg);
 /* Records corruption found by the core itself; returns -EFSCORRUPTED. */
 int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
 	       const char *what);

@@ -437,7 +437,8 @@ static errcode_t cio_close(io_channel ch)
 		return 0;
 	cio_drop_free_hooks(c);
 	pthread_mutex_lock(&c->lock);
-	err = cio_flush_locked(c, CIO_FLUSH_ALL | CIO_FLUSH_SYNC);
+	/* A read-only channel's dirty blocks are overlays: never written. */
+	err = c->rw ? cio_flush_locked(c, CIO_FLUSH_ALL | CIO_FLUSH_SYNC) : 0;
 	pthread_mutex_unlock(&c->lock);
 	if (close(c->fd) < 0 && !err)
 		err = errno;

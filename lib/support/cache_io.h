@@ -142,6 +142,14 @@ errcode_t cache_io_txn_end(io_channel ch, blk64_t **blocks, size_t *count);
  */
 errcode_t cache_io_hold_writeback(io_channel ch, int on);
 
+/*
+ * Read-only channels only (EXT2_ET_INVALID_ARGUMENT otherwise): lays the
+ * block buf over block blk in memory, for a journal replayed on a
+ * read-only mount. Such blocks stay cached and are read as the block's
+ * contents until the channel closes; nothing is ever written to the image.
+ */
+errcode_t cache_io_overlay(io_channel ch, blk64_t blk, const void *buf);
+
 /* ---- statistics ---- */
 
 struct cache_io_stats {

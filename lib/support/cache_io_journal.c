@@ -186,3 +186,32 @@ errcode_t cache_io_hold_writeback(io_channel ch, int on)
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
+
+errcode_t cache_io_overlay(io_channel ch, blk64_t blk, const void *buf)
+{
+	struct cio *c = cio_of(ch);
+	struct bc_entry *e;
+	errcode_t err;
+
+	if (!c)
+		return EXT2_ET_MAGIC_IO_CHANNEL;
+	if (c->rw)
+		return EXT2_ET_INVALID_ARGUMENT;
+	pthread_mutex_lock(&c->lock);
+	/* Held: no dirty block of a read-only channel ever reaches the fd. */
+	c->held = 1;
+	if (!cio_blocks_ok(c, blk, c->bc.blksize))
+		err = EINVAL;
+	else
+		err = cio_write_bytes(c, blk * c->bc.blksize, c->bc.blksize,
+				      buf);
+	if (!err) {
+		e = bc_lookup(&c->bc, blk);
+		if (e)
+			bc_pin(&c->bc, e);
+		else
+			err = EXT2_ET_NO_MEMORY;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}

@@ -66,17 +66,39 @@ static void test_bad_images(void)
 	refuses_first_data_block("firstblk.img", "-t ext4 -b 1024", 256);
 	refuses_first_data_block("firstblk4k.img", "-t ext4 -b 4096", 1);
 
-	/* needs_recovery: refused read-write, allowed read-only. */
+	/*
+	 * needs_recovery with an empty log: nothing to replay, the flag is
+	 * cleared by a read-write open; a read-only one leaves the image be.
+	 */
 	snprintf(path, sizeof(path), "%s", unit_mkfs("recover.img", "-t ext4", 65536));
 	unit_run("debugfs -w -R 'feature needs_recovery' %s >/dev/null 2>&1", path);
 	o.device = path;
-	o.readonly = 0;
-	CHECK_EQ(fs_open(&o, &fs, &msg), -EUCLEAN);
-	CHECK(msg && strstr(msg, "journal needs recovery"));
 	o.readonly = 1;
+	CHECK_EQ(fs_open(&o, &fs, &msg), 0);
+	if (fs) {
+		CHECK(!ext2fs_has_feature_journal_needs_recovery(fs->e2->super));
+		fs_close(fs);
+	}
+	CHECK(unit_run("dumpe2fs -h %s 2>/dev/null | grep -q needs_recovery", path) == 0);
+	o.readonly = 0;
 	CHECK_EQ(fs_open(&o, &fs, &msg), 0);
 	if (fs)
 		fs_close(fs);
+	CHECK(unit_run("dumpe2fs -h %s 2>/dev/null | grep -q needs_recovery", path) != 0);
+
+	/* A journal superblock without its magic: refused, both ways. */
+	unit_run("debugfs -w -R 'feature needs_recovery' %s >/dev/null 2>&1", path);
+	unit_run("bs=$(dumpe2fs -h %s 2>/dev/null | awk '/^Block size:/ { print $3 }'); "
+		 "off=$(( $(debugfs -R 'bmap <8> 0' %s 2>/dev/null) * bs )); "
+		 "printf '\\0' | dd of=%s bs=1 seek=$off conv=notrunc 2>/dev/null",
+		 path, path, path);
+	for (o.readonly = 0; o.readonly < 2; o.readonly++) {
+		CHECK_EQ(fs_open(&o, &fs, &msg), -EUCLEAN);
+		CHECK(msg && strstr(msg, "journal superblock is corrupt"));
+		if (fs)
+			fs_close(fs);
+	}
+	o.readonly = 0;
 }
 
 static void test_mount_bookkeeping(void)
