@@ -544,7 +544,8 @@ int journal_recover(struct fs *fs, const char **msg)
 		if (!ret)
 			ret = walk_log(&j, PASS_REVOKE);
 		if (!ret) {
-			qsort(j.rv, j.nrv, sizeof(*j.rv), cmp_revoke);
+			if (j.nrv)
+				qsort(j.rv, j.nrv, sizeof(*j.rv), cmp_revoke);
 			ret = walk_log(&j, PASS_REPLAY);
 		}
 		if (ret)

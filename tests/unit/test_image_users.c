@@ -80,12 +80,12 @@ static void test_processes(void)
 	CHECK_EQ(writer(img, who, sizeof(who)), 0); /* our own fd */
 	close(own);
 
-	h = hold(img, O_RDONLY, 10000);
+	h = hold(img, O_RDONLY, 60000);
 	CHECK_EQ(writer(img, who, sizeof(who)), 0);
 	CHECK_EQ(open_rw(img, &msg), 0);
 	release(h);
 
-	h = hold(img, O_RDWR, 10000);
+	h = hold(img, O_RDWR, 60000);
 	snprintf(want, sizeof(want), "pid %d (", (int)h.pid);
 	CHECK_EQ(writer(img, who, sizeof(who)), 1);
 	printf("writer: %s\n", who);
