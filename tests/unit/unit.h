@@ -19,6 +19,8 @@
 #include "core/fs_internal.h"
 
 static int unit_failures;
+/* The first part of the test that could not run, or NULL. */
+static const char *unit_skipped;
 static char unit_dir[256];
 /* iomap= for unit_open: tests of the data path run in each mode. */
 static enum fs_iomap_mode unit_iomap = FS_IOMAP_AUTO;
@@ -275,14 +277,37 @@ static inline int unit_count_seen(const struct unit_lister *l, int from,
 	return n;
 }
 
-/* Prints the summary and returns main()'s exit status. */
+/*
+ * A part of the test that cannot run here (no loop device, say): noted so
+ * that the program ends as skipped, not passed, while the other parts
+ * still count their failures.
+ */
+static inline void unit_skip(const char *why)
+{
+	printf("skip %s\n", why);
+	if (!unit_skipped)
+		unit_skipped = why;
+}
+
+/*
+ * Prints the summary and returns main()'s exit status: 1 on failures,
+ * else 77 (the runner's "skipped", its reason the last line) if a part
+ * was skipped, else 0.
+ */
 static inline int unit_done(void)
 {
 	if (unit_dir[0] && !getenv("KEEP_UNIT_DIR"))
 		unit_run("rm -rf '%s'", unit_dir);
-	printf("%s: %d failure(s)\n", unit_failures ? "FAILED" : "PASSED",
-	       unit_failures);
-	return unit_failures ? 1 : 0;
+	if (unit_failures) {
+		printf("FAILED: %d failure(s)\n", unit_failures);
+		return 1;
+	}
+	if (unit_skipped) {
+		printf("not run: %s\n", unit_skipped);
+		return 77;
+	}
+	printf("PASSED: 0 failure(s)\n");
+	return 0;
 }
 
 /*
