@@ -175,11 +175,15 @@ kumount()
 }
 
 # do_mount IMG DIR [OPTS]: mounts through $SERVER with OPTS and
-# $EXTRA_MOUNT_OPTS and waits for the mount to show in /proc/mounts.
-# Exits the test on failure: nothing may run on an unmounted directory.
+# $EXTRA_MOUNT_OPTS and waits (up to 60 s) for the mount to show in
+# /proc/mounts. Exits the test on failure: nothing may run on an
+# unmounted directory. The server runs in the foreground (-f), in the
+# background of the test, with its stdout and stderr in a log of its own:
+# a daemon sends them to /dev/null, and with them its error messages and
+# sanitizer reports. do_umount looks at the log (server_check).
 do_mount()
 {
-	local img dir o out rc
+	local img dir o log pid rc i
 	if [ "$SERVER" = kernel ]; then
 		kmount "$@"
 		return
@@ -189,13 +193,74 @@ do_mount()
 	o=${3:-}
 	[ -n "$EXTRA_MOUNT_OPTS" ] && o=${o:+$o,}$EXTRA_MOUNT_OPTS
 	record_mount "$dir" "$img"
-	out=$("$SERVER" "$img" "$dir" ${o:+-o "$o"} 2>&1)
-	rc=$?
-	if [ $rc -ne 0 ] || ! wait_mounted "$dir"; then
-		echo "do_mount: $SERVER_NAME${o:+ -o $o} failed (exit $rc): $out"
-		exit 1
+	log=$(mktemp "$TESTDIR/.server.XXXXXX")
+	"$SERVER" "$img" "$dir" -f ${o:+-o "$o"} </dev/null >"$log" 2>&1 &
+	pid=$!
+	printf '%s\t%s\t%s\n' "$pid" "$log" "$dir" >>"$TESTDIR/.servers"
+	for i in $(seq 600); do
+		is_mounted "$dir" && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill "$pid"
+		echo "do_mount: $SERVER_NAME${o:+ -o $o} not mounted after 60 s: $(cat "$log")"
+	else
+		wait "$pid"
+		rc=$?
+		echo "do_mount: $SERVER_NAME${o:+ -o $o} failed (exit $rc): $(cat "$log")"
 	fi
-	[ -z "$out" ] || echo "do_mount: unexpected output: $out"
+	exit 1
+}
+
+# server_may_say ERE: lines of the servers' output that this test expects
+# (a refusal it provokes, say), left out by server_check.
+SERVER_MAY_SAY=
+server_may_say()
+{
+	SERVER_MAY_SAY=$1
+}
+
+# server_check [DIR]: for every server started by do_mount that has ended
+# (the one of DIR, just unmounted, is waited for up to 60 s), what it
+# printed that the test did not expect, as "server: LINE" lines, and a
+# non-zero exit status; a sanitizer report in full. The output of a server
+# still running is looked at by a later call, once it has ended.
+server_check()
+{
+	local pid log dir rc i left=
+	[ -f "$TESTDIR/.servers" ] || return 0
+	while IFS=$'\t' read -r pid log dir; do
+		if [ "$dir" = "${1:-}" ]; then
+			for i in $(seq 600); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+		fi
+		if kill -0 "$pid" 2>/dev/null; then
+			[ "$dir" != "${1:-}" ] ||
+				echo "server: $SERVER_NAME still running 60 s after unmount"
+			left="$left$pid	$log	$dir
+"
+			continue
+		fi
+		# The status of a server started in a subshell, no child of
+		# ours, is lost (127).
+		wait "$pid" 2>/dev/null
+		rc=$?
+		[ $rc = 0 ] || [ $rc = 127 ] ||
+			echo "server: $SERVER_NAME exited with status $rc"
+		if grep -qE 'Sanitizer|runtime error:' "$log"; then
+			echo "server: sanitizer report:"
+			sed 's/^/server: /' "$log"
+		elif [ -n "$SERVER_MAY_SAY" ]; then
+			grep -vE "$SERVER_MAY_SAY" "$log" | sed 's/^/server: /'
+		else
+			sed 's/^/server: /' "$log"
+		fi
+		rm -f "$log"
+	done <"$TESTDIR/.servers"
+	printf '%s' "$left" >"$TESTDIR/.servers"
 }
 
 # Waits up to 60 s for every process holding IMG to go away, so that
@@ -211,7 +276,8 @@ wait_released()
 	return 1
 }
 
-# do_umount DIR: unmounts and waits until the server has exited.
+# do_umount DIR: unmounts, waits until the server has exited and prints
+# what it said (server_check).
 do_umount()
 {
 	local dir=$1 img out
@@ -224,7 +290,8 @@ do_umount()
 		echo "do_umount: $out"
 		return 1
 	fi
-	[ -z "$img" ] || wait_released "$img"
+	[ -z "$img" ] || wait_released "$img" || return 1
+	server_check "$dir"
 }
 
 # Forced cleanup of whatever is still mounted (EXIT trap). FUSE mounts are
