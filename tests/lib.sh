@@ -24,6 +24,7 @@ IMG_UUID=6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9
 IMG_HASH_SEED=0b9d8c7e-6f5a-4b3c-9d2e-1f0a9b8c7d6e
 
 export LC_ALL=C TZ=UTC
+. "$SRCDIR/tests/filter.sh"
 
 # Ends the test as skipped; the runner prints the reason.
 skip()
@@ -483,7 +484,7 @@ cmp_kernel()
 run_snippet()
 {
 	(cd "$1" && LIB_NO_TRAP=1 MNT=$1 bash -c ". '$SRCDIR/tests/lib.sh'
-$2") 2>&1 | sed "s|$1|MNT|g"
+$2") 2>&1 | filter_paths "$1=MNT"
 }
 
 if [ -z "${LIB_NO_TRAP:-}" ]; then
