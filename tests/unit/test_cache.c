@@ -665,7 +665,7 @@ static void test_blockdev(void)
 	errcode_t err;
 
 	if (unit_losetup(path, 0, dev, sizeof(dev))) {
-		printf("skip block device tests: no loop device\n");
+		unit_skip("block device tests: no loop device");
 		return;
 	}
 	CHECK_EQ(cache_io_manager->open(dev, IO_FLAG_RW | IO_FLAG_EXCLUSIVE, &ch), 0);

@@ -183,7 +183,7 @@ static void test_kernel_htree(void)
 	snprintf(mnt, sizeof(mnt), "%s/mnt", unit_scratch());
 	unit_run("mkdir -p %s", mnt);
 	if (unit_run("mount -o loop '%s' %s 2>/dev/null", img, mnt)) {
-		printf("skip kernel htree: cannot loop-mount\n");
+		unit_skip("kernel htree: cannot loop-mount");
 		return;
 	}
 	unit_run("mkdir %s/big && cd %s/big && seq -f '%s%%.0f' 0 19999 | "
@@ -402,7 +402,7 @@ static void test_bad_htree(void)
 	snprintf(mnt, sizeof(mnt), "%s/mnt", unit_scratch());
 	unit_run("mkdir -p %s", mnt);
 	if (unit_run("mount -o loop '%s' %s 2>/dev/null", img, mnt)) {
-		printf("skip damaged htree: cannot loop-mount\n");
+		unit_skip("damaged htree: cannot loop-mount");
 		return;
 	}
 	unit_run("mkdir %s/big && cd %s/big && seq -f 'k%%.0f' 0 2999 | "

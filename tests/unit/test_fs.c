@@ -131,7 +131,7 @@ static void test_statfs_like_kernel(const char *name, const char *args)
 	snprintf(mnt, sizeof(mnt), "%s/mnt", unit_scratch());
 	unit_run("mkdir -p %s", mnt);
 	if (unit_run("mount -o loop,ro %s %s 2>/dev/null", path, mnt)) {
-		printf("skip statfs comparison: no loop mount\n");
+		unit_skip("statfs comparison: no loop mount");
 		return;
 	}
 	statvfs(mnt, &k);

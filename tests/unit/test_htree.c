@@ -170,7 +170,7 @@ static int kernel_check(const char *img, const char *dir, const char *names,
 	const char *mnt = mnt_dir();
 
 	if (unit_run("mount -o loop,ro '%s' %s 2>/dev/null", img, mnt)) {
-		printf("skip kernel check: cannot loop-mount\n");
+		unit_skip("kernel check: cannot loop-mount");
 		return 1;
 	}
 	CHECK_EQ(unit_run("test $(ls -f %s/%s | wc -l) = %d", mnt, dir,

@@ -168,7 +168,7 @@ static void test_times(void)
 	snprintf(mnt, sizeof(mnt), "%s/mnt", unit_scratch());
 	unit_run("mkdir -p %s", mnt);
 	if (unit_run("mount -o loop,ro %s %s 2>/dev/null", path, mnt)) {
-		printf("skip kernel comparison: no loop mount\n");
+		unit_skip("kernel comparison: no loop mount");
 		return;
 	}
 	for (i = 0; i < NTIMES; i++) {

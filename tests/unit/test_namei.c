@@ -651,7 +651,7 @@ static void kernel_check(const char *img)
 	snprintf(mnt, sizeof(mnt), "%s/mnt", unit_scratch());
 	unit_run("mkdir -p %s", mnt);
 	if (unit_run("mount -o loop,ro '%s' %s 2>/dev/null", img, mnt)) {
-		printf("skip kernel mount of %s\n", img);
+		unit_skip("kernel mount: cannot loop-mount");
 		return;
 	}
 	CHECK_EQ(unit_run("test \"$(stat -c %%t:%%T %s/null)\" = 1:3", mnt), 0);

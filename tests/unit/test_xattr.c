@@ -853,7 +853,7 @@ static void test_kernel(const char *img, const char *const *paths,
 	snprintf(mnt, sizeof(mnt), "%s/mnt", unit_scratch());
 	unit_run("mkdir -p '%s'", mnt);
 	if (unit_run("mount -o loop '%s' '%s' 2>/dev/null", img, mnt)) {
-		printf("skip kernel interop: loop mount unavailable\n");
+		unit_skip("kernel interop: loop mount unavailable");
 		return;
 	}
 	fs = unit_open(img, 1);
