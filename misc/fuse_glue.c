@@ -43,6 +43,7 @@ enum {
 	KEY_ERRORS,
 	KEY_IOMAP,
 	KEY_CACHE_SIZE,
+	KEY_OFFSET,
 	KEY_ALLOW_ROOT,
 	KEY_MAX_READ,
 	KEY_IGNORE,
@@ -56,6 +57,7 @@ static const struct fuse_opt glue_opt_spec[] = {
 	FUSE_OPT_KEY("errors=", KEY_ERRORS),
 	FUSE_OPT_KEY("iomap=", KEY_IOMAP),
 	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
+	FUSE_OPT_KEY("offset=", KEY_OFFSET),
 	FUSE_OPT_KEY("allow_root", KEY_ALLOW_ROOT),
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	/*
@@ -202,6 +204,10 @@ static int glue_opt_proc(void *data, const char *arg, int key,
 		if (parse_size(val + 1, &g->fsopts.cache_size))
 			return bad_value(g, arg, "a size in bytes, K, M or G");
 		return 0;
+	case KEY_OFFSET:
+		if (parse_size(val + 1, &g->fsopts.offset))
+			return bad_value(g, arg, "a byte offset, or K, M or G");
+		return 0;
 	}
 	return 1;
 }
@@ -218,6 +224,8 @@ static void usage(const struct glue *g)
 	       "                           (default: what the superblock says)\n"
 	       "    -o iomap=auto|on|off   file data path (default: auto)\n"
 	       "    -o cache_size=N[KMG]   metadata cache size in bytes\n"
+	       "    -o offset=N[KMG]       the filesystem starts N bytes into the\n"
+	       "                           image or device (a partition)\n"
 	       "\nFUSE options:\n",
 	       g->progname, g->progname);
 	fflush(stdout);

@@ -39,6 +39,8 @@ struct fs_options {
 	int readonly;
 	enum fs_errors_mode errors;
 	unsigned long long cache_size; /* bytes; 0: default */
+	/* Where the filesystem starts in the device (a partition), bytes. */
+	unsigned long long offset;
 	enum fs_iomap_mode iomap;
 	/*
 	 * fuse4fs: one kernel inode per ext2 inode, so hard-linked files can

@@ -39,6 +39,7 @@ struct fs {
 	struct map_cache *maps;  /* recent block mappings (map_cache.c) */
 	struct dir_csum *dir_csum; /* verified directory blocks (dir_csum.c) */
 	int data_fd;             /* image fd for the data executor */
+	uint64_t data_off;       /* where byte 0 of the fs is in data_fd */
 	struct uncache *uncache; /* image pages to drop (iomap_uncache.c) */
 	enum fs_iomap_mode iomap_mode;
 	int iomap_hardlinks;     /* iomap also for files with several links */
