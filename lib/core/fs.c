@@ -204,6 +204,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	fs->debug = opts->debug;
 	fs->iomap_mode = opts->iomap;
 	fs->iomap_hardlinks = opts->iomap_hardlinks;
+	fs->map_uid = opts->map_uid;
+	fs->map_gid = opts->map_gid;
 	fs->data_fd = -1;
 	fs->device = strdup(opts->device);
 	pthread_mutex_init(&fs->lock, NULL);
