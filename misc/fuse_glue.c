@@ -43,6 +43,9 @@ enum {
 	KEY_ERRORS,
 	KEY_IOMAP,
 	KEY_CACHE_SIZE,
+	KEY_OFFSET,
+	KEY_UID,
+	KEY_GID,
 	KEY_ALLOW_ROOT,
 	KEY_MAX_READ,
 	KEY_NORECOVERY,
@@ -57,6 +60,13 @@ static const struct fuse_opt glue_opt_spec[] = {
 	FUSE_OPT_KEY("errors=", KEY_ERRORS),
 	FUSE_OPT_KEY("iomap=", KEY_IOMAP),
 	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
+	FUSE_OPT_KEY("offset=", KEY_OFFSET),
+	/*
+	 * Ours, not libfuse's: its high-level layer would show every file
+	 * as owned by them, one way only (see fs_map_uid).
+	 */
+	FUSE_OPT_KEY("uid=", KEY_UID),
+	FUSE_OPT_KEY("gid=", KEY_GID),
 	FUSE_OPT_KEY("allow_root", KEY_ALLOW_ROOT),
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("norecovery", KEY_NORECOVERY),
@@ -124,6 +134,22 @@ static int parse_size(const char *s, unsigned long long *bytes)
 	if (*end || v > ULLONG_MAX / mult)
 		return -1;
 	*bytes = v * mult;
+	return 0;
+}
+
+/* A user or group id: decimal, below (uid_t)-1; -1 if malformed. */
+static int parse_id(const char *s, unsigned *id)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v >= (uid_t)-1)
+		return -1;
+	*id = v;
 	return 0;
 }
 
@@ -209,6 +235,18 @@ static int glue_opt_proc(void *data, const char *arg, int key,
 		if (parse_size(val + 1, &g->fsopts.cache_size))
 			return bad_value(g, arg, "a size in bytes, K, M or G");
 		return 0;
+	case KEY_OFFSET:
+		if (parse_size(val + 1, &g->fsopts.offset))
+			return bad_value(g, arg, "a byte offset, or K, M or G");
+		return 0;
+	case KEY_UID:
+		if (parse_id(val + 1, &g->fsopts.map_uid))
+			return bad_value(g, arg, "a numeric user id");
+		return 0;
+	case KEY_GID:
+		if (parse_id(val + 1, &g->fsopts.map_gid))
+			return bad_value(g, arg, "a numeric group id");
+		return 0;
 	}
 	return 1;
 }
@@ -226,6 +264,11 @@ static void usage(const struct glue *g)
 	       "    -o iomap=auto|on|off   file data path (default: auto)\n"
 	       "    -o cache_size=N[KMG]   metadata cache size in bytes\n"
 	       "    -o norecovery|noload   mount read-only without replaying the journal\n"
+	       "    -o offset=N[KMG]       the filesystem starts N bytes into the\n"
+	       "                           image or device (a partition)\n"
+	       "    -o uid=N,gid=N         files of user/group 0 on disk are N's in\n"
+	       "                           the mount, N's are 0's; new files too\n"
+	       "                           (these, not libfuse's uid=/gid=)\n"
 	       "\nFUSE options:\n",
 	       g->progname, g->progname);
 	fflush(stdout);

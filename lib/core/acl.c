@@ -236,6 +236,17 @@ static int acl_valid(const struct acl *acl)
 }
 
 /*
+ * A named entry's id between the disk and the kernel (-o uid=/gid=: the
+ * swap is its own inverse, so one function serves both ways).
+ */
+static uint32_t map_id(struct fs *fs, uint16_t tag, uint32_t id)
+{
+	if (tag == ACL_TAG_USER)
+		return fs_map_uid(fs, id);
+	return fs_map_gid(fs, id);
+}
+
+/*
  * Parses a stored ACL, checking every length against the value holding
  * it. An ACL without entries is "no ACL" (*aclp NULL); a malformed one is
  * corruption.
@@ -280,7 +291,7 @@ static int acl_from_disk(struct fs *fs, ext2_ino_t ino, const void *value,
 		e->tag = get16(p + off);
 		e->perm = get16(p + off + 2);
 		if (tag_has_id(e->tag)) {
-			e->id = get32(p + off + 4);
+			e->id = map_id(fs, e->tag, get32(p + off + 4));
 			off += ACL_DISK_LONG;
 		} else {
 			e->id = ACL_NO_ID;
@@ -292,7 +303,8 @@ static int acl_from_disk(struct fs *fs, ext2_ino_t ino, const void *value,
 }
 
 /* Encodes acl in ext4's on-disk format into a malloc'ed buffer. */
-static int acl_to_disk(const struct acl *acl, void **bufp, size_t *sizep)
+static int acl_to_disk(struct fs *fs, const struct acl *acl, void **bufp,
+		       size_t *sizep)
 {
 	unsigned char *buf, *p;
 	size_t size = ACL_DISK_HDR;
@@ -310,7 +322,7 @@ static int acl_to_disk(const struct acl *acl, void **bufp, size_t *sizep)
 		put16(p, acl->e[i].tag);
 		put16(p + 2, acl->e[i].perm);
 		if (tag_has_id(acl->e[i].tag)) {
-			put32(p + 4, acl->e[i].id);
+			put32(p + 4, map_id(fs, acl->e[i].tag, acl->e[i].id));
 			p += ACL_DISK_LONG;
 		} else {
 			p += ACL_DISK_SHORT;
@@ -478,7 +490,7 @@ static int acl_store(struct fs *fs, ext2_ino_t ino, enum fs_acl_type type,
 			return 0;
 		return ret ? ret : 1;
 	}
-	ret = acl_to_disk(acl, &buf, &size);
+	ret = acl_to_disk(fs, acl, &buf, &size);
 	if (ret)
 		return ret;
 	ret = xattr_raw_set(fs, ino, acl_name(type), buf, size);
@@ -526,7 +538,8 @@ int acl_xattr_set(struct fs *fs, ext2_ino_t ino, enum fs_acl_type type,
 		ret = acl ? -EACCES : 0;
 		goto out;
 	}
-	if (cred && cred->uid != 0 && cred->uid != inode_uid(inode)) {
+	if (cred && cred->uid != 0 &&
+	    cred->uid != fs_map_uid(fs, inode_uid(inode))) {
 		ret = -EPERM;
 		goto out;
 	}
@@ -546,7 +559,8 @@ int acl_xattr_set(struct fs *fs, ext2_ino_t ino, enum fs_acl_type type,
 		 * posix_acl_update_mode: setgid goes unless the caller is in
 		 * the file's group. Only the primary group is known here.
 		 */
-		if (cred && cred->uid != 0 && cred->gid != inode_gid(inode))
+		if (cred && cred->uid != 0 &&
+		    cred->gid != fs_map_gid(fs, inode_gid(inode)))
 			mode &= ~(mode_t)S_ISGID;
 	}
 	ret = acl_store(fs, ino, type, acl);

@@ -40,6 +40,14 @@ struct fs_options {
 	int norecovery;         /* ro mount that leaves the journal unread */
 	enum fs_errors_mode errors;
 	unsigned long long cache_size; /* bytes; 0: default */
+	/* Where the filesystem starts in the device (a partition), bytes. */
+	unsigned long long offset;
+	/*
+	 * -o uid=/gid=: on-disk owner 0 and this id trade places (0: no
+	 * mapping). See fs_map_uid in fs_internal.h.
+	 */
+	uid_t map_uid;
+	gid_t map_gid;
 	enum fs_iomap_mode iomap;
 	/*
 	 * fuse4fs: one kernel inode per ext2 inode, so hard-linked files can
@@ -52,7 +60,9 @@ struct fs_options {
 /*
  * Who is asking. Used for ownership of new inodes, umask, and the
  * suid/sgid rules; permission bits are checked by the kernel
- * (default_permissions), so the core does not re-check them.
+ * (default_permissions), so the core does not re-check them. Every id
+ * the core takes or hands out (cred, struct stat, ACL entries) is as the
+ * kernel sees it: -o uid=/gid= mapping is applied inside, at the disk.
  */
 struct fs_cred {
 	uid_t uid;

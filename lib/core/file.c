@@ -66,8 +66,11 @@ uint64_t file_max_size(struct fs *fs, const struct ext2_inode_large *inode)
 	return (room - ind_blocks(room, p)) << bits;
 }
 
-void file_kill_priv(struct ext2_inode_large *inode, const struct fs_cred *cred)
+void file_kill_priv(struct fs *fs, struct ext2_inode_large *inode,
+		    const struct fs_cred *cred)
 {
+	gid_t group;
+
 	if (!cred || cred->uid == 0 || !LINUX_S_ISREG(inode->i_mode))
 		return;
 	inode->i_mode &= ~LINUX_S_ISUID;
@@ -77,10 +80,13 @@ void file_kill_priv(struct ext2_inode_large *inode, const struct fs_cred *cred)
 	 * As the kernel since 6.2: setgid goes when group-exec is set, or
 	 * when the writer is not in the file's group.
 	 */
-	if (inode->i_mode & LINUX_S_IXGRP)
+	if (inode->i_mode & LINUX_S_IXGRP) {
 		inode->i_mode &= ~LINUX_S_ISGID;
-	else if (inode_gid(*inode) != cred->gid &&
-		 !(cred->in_group && cred->in_group(cred, inode_gid(*inode))))
+		return;
+	}
+	group = fs_map_gid(fs, inode_gid(*inode));
+	if (group != cred->gid &&
+	    !(cred->in_group && cred->in_group(cred, group)))
 		inode->i_mode &= ~LINUX_S_ISGID;
 }
 
@@ -667,7 +673,7 @@ int file_open(struct fs *fs, ext2_ino_t ino, int flags,
 	ret = file_set_size(fs, ino, &inode, 0);
 	if (ret)
 		goto out;
-	file_kill_priv(&inode, cred);
+	file_kill_priv(fs, &inode, cred);
 	fsi_touch(&inode, FSI_TOUCH_MTIME | FSI_TOUCH_CTIME);
 	ret = fsi_write(fs, ino, &inode);
 out:
@@ -760,7 +766,7 @@ ssize_t file_write(struct fs *fs, ext2_ino_t ino, const void *buf,
 		size = SSIZE_MAX;
 	/* As the kernel: privileges go before the data is written. */
 	mode = inode.i_mode;
-	file_kill_priv(&inode, cred);
+	file_kill_priv(fs, &inode, cred);
 	if (mode != inode.i_mode) {
 		killed = 1;
 		fsi_touch(&inode, FSI_TOUCH_CTIME);

@@ -60,7 +60,7 @@ static const char *open_error_msg(errcode_t err)
 static int check_geometry(struct fs *fs, const char **msg)
 {
 	ext2_filsys e2 = fs->e2;
-	blk64_t dev_blocks = 0;
+	blk64_t dev_blocks, dev_bytes = 0;
 	errcode_t err;
 	__u32 first;
 
@@ -75,9 +75,11 @@ static int check_geometry(struct fs *fs, const char **msg)
 		*msg = "superblock is corrupt: bad first data block (run e2fsck)";
 		return -EINVAL;
 	}
-	err = ext2fs_get_device_size2(fs->device, e2->blocksize, &dev_blocks);
+	err = ext2fs_get_device_size2(fs->device, 1, &dev_bytes);
 	if (err)
 		return 0; /* size unknown: let IO errors speak later */
+	dev_bytes = dev_bytes > fs->data_off ? dev_bytes - fs->data_off : 0;
+	dev_blocks = dev_bytes / e2->blocksize;
 	if (dev_blocks < ext2fs_blocks_count(e2->super)) {
 		*msg = "image is truncated: the filesystem is larger than the file or device";
 		return -EINVAL;
@@ -141,15 +143,19 @@ static int mark_mounted(struct fs *fs, const char *mountpoint)
 
 /*
  * Refuses a read-write open while a program that takes no lock (so that
- * cache_io's lock cannot see it) writes the image: the two would corrupt
- * it. *msg points into a per-thread buffer.
+ * cache_io's lock cannot see it) writes the image, or the filesystem's
+ * part of it: the two would corrupt it. *msg points into a per-thread
+ * buffer.
  */
-static int check_other_writer(const char *image, const char **msg)
+static int check_other_writer(struct fs *fs, const char **msg)
 {
 	static __thread char buf[256];
+	uint64_t len = ext2fs_blocks_count(fs->e2->super) *
+		       (uint64_t)fs->e2->blocksize;
 	char who[96];
 
-	if (!image_wait_other_writer(image, who, sizeof(who)))
+	if (!image_wait_other_writer(fs->device, fs->data_off, len, who,
+				     sizeof(who)))
 		return 0;
 	if (who[0] == '/')
 		snprintf(buf, sizeof(buf),
@@ -163,9 +169,24 @@ static int check_other_writer(const char *image, const char **msg)
 	return -EBUSY;
 }
 
+/* offset= must leave room for a superblock in the image or device. */
+static int check_offset(struct fs *fs, unsigned long long offset,
+			const char **msg)
+{
+	blk64_t bytes;
+
+	if (!offset || ext2fs_get_device_size2(fs->device, 1, &bytes))
+		return 0;
+	if (offset >= bytes) {
+		*msg = "offset is past the end of the image or device";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 {
-	char io_opts[64] = "";
+	char io_opts[96];
 	const char *dummy;
 	struct fs *fs;
 	struct stat st;
@@ -201,6 +222,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	fs->debug = opts->debug;
 	fs->iomap_mode = opts->iomap;
 	fs->iomap_hardlinks = opts->iomap_hardlinks;
+	fs->map_uid = opts->map_uid;
+	fs->map_gid = opts->map_gid;
 	fs->data_fd = -1;
 	fs->device = strdup(opts->device);
 	pthread_mutex_init(&fs->lock, NULL);
@@ -209,16 +232,15 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		goto fail;
 	}
 
-	if (!fs->readonly) {
-		ret = check_other_writer(fs->device, msg);
-		if (ret)
-			goto fail;
+	if (!fs->readonly)
 		flags |= EXT2_FLAG_RW | EXT2_FLAG_EXCLUSIVE;
-	}
+	ret = check_offset(fs, opts->offset, msg);
+	if (ret)
+		goto fail;
 	/* Never NULL options: libext2fs would split the name at a '?'. */
-	if (opts->cache_size)
-		snprintf(io_opts, sizeof(io_opts), "cache_size=%llu",
-			 opts->cache_size);
+	snprintf(io_opts, sizeof(io_opts), "cache_size=%llu&offset=%llu",
+		 opts->cache_size ? opts->cache_size : CACHE_IO_DEFAULT_BUDGET,
+		 opts->offset);
 	err = ext2fs_open2(fs->device, io_opts, flags, 0, 0, cache_io_manager,
 			   &fs->e2);
 	if (err) {
@@ -231,9 +253,16 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		fs->e2 = NULL;
 		goto fail;
 	}
+	fs->data_off = cache_io_get_offset(fs->e2->io);
 	ret = check_geometry(fs, msg);
 	if (ret)
 		goto fail;
+	/* After the open: the superblock tells which bytes are ours. */
+	if (!fs->readonly) {
+		ret = check_other_writer(fs, msg);
+		if (ret)
+			goto fail;
+	}
 	ret = check_features(fs, msg);
 	if (!ret)
 		ret = recover_journal(fs, opts->norecovery, msg);

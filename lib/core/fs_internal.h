@@ -38,7 +38,10 @@ struct fs {
 	struct iref_table *irefs;
 	struct map_cache *maps;  /* recent block mappings (map_cache.c) */
 	struct dir_csum *dir_csum; /* verified directory blocks (dir_csum.c) */
+	uid_t map_uid;           /* -o uid=: trades places with 0 on disk */
+	gid_t map_gid;           /* -o gid= */
 	int data_fd;             /* image fd for the data executor */
+	uint64_t data_off;       /* where byte 0 of the fs is in data_fd */
 	struct uncache *uncache; /* image pages to drop (iomap_uncache.c) */
 	enum fs_iomap_mode iomap_mode;
 	int replayed_in_memory;  /* ro mount: replayed blocks only in the cache */
@@ -61,6 +64,27 @@ static inline void fs_lock(struct fs *fs)
 static inline void fs_unlock(struct fs *fs)
 {
 	pthread_mutex_unlock(&fs->lock);
+}
+
+/*
+ * -o uid=N / gid=N: files owned by 0 on disk are N's in the mount and N's
+ * are 0's; the same swap stores the owners the kernel gives us (new
+ * files, chown, named ACL entries). A swap is its own inverse, so every
+ * id maps back to what the disk has, and no two ids merge. Privilege
+ * checks stay with the caller's real id (cred->uid == 0 is root).
+ */
+static inline uid_t fs_map_uid(const struct fs *fs, uid_t id)
+{
+	if (id == 0)
+		return fs->map_uid;
+	return id == fs->map_uid ? 0 : id;
+}
+
+static inline gid_t fs_map_gid(const struct fs *fs, gid_t id)
+{
+	if (id == 0)
+		return fs->map_gid;
+	return id == fs->map_gid ? 0 : id;
 }
 
 /* ---- err.c ---- */
@@ -227,7 +251,8 @@ int file_set_size(struct fs *fs, ext2_ino_t ino,
  * Clears setuid, and setgid if group-exec, as a write or truncate by cred
  * does unless cred is root (NULL: a privileged caller).
  */
-void file_kill_priv(struct ext2_inode_large *inode, const struct fs_cred *cred);
+void file_kill_priv(struct fs *fs, struct ext2_inode_large *inode,
+		    const struct fs_cred *cred);
 
 /* ---- dir_csum.c: directory blocks read and written, checksummed ---- */
 

@@ -58,22 +58,26 @@ static int setattr_size(struct fs *fs, ext2_ino_t ino,
 	ret = file_set_size(fs, ino, inode, size);
 	if (ret)
 		return ret;
-	file_kill_priv(inode, cred);
+	file_kill_priv(fs, inode, cred);
 	if ((uint64_t)size != old)
 		fsi_touch(inode, FSI_TOUCH_MTIME);
 	return 0;
 }
 
-static void set_owner(struct ext2_inode_large *inode, const struct stat *st,
-		      unsigned valid)
+static void set_owner(struct fs *fs, struct ext2_inode_large *inode,
+		      const struct stat *st, unsigned valid)
 {
 	if (valid & FS_SET_UID) {
-		inode->i_uid = st->st_uid & 0xffff;
-		ext2fs_set_i_uid_high(*inode, st->st_uid >> 16);
+		uid_t uid = fs_map_uid(fs, st->st_uid);
+
+		inode->i_uid = uid & 0xffff;
+		ext2fs_set_i_uid_high(*inode, uid >> 16);
 	}
 	if (valid & FS_SET_GID) {
-		inode->i_gid = st->st_gid & 0xffff;
-		ext2fs_set_i_gid_high(*inode, st->st_gid >> 16);
+		gid_t gid = fs_map_gid(fs, st->st_gid);
+
+		inode->i_gid = gid & 0xffff;
+		ext2fs_set_i_gid_high(*inode, gid >> 16);
 	}
 	/*
 	 * chown(2) of anything but a directory drops setuid, and setgid
@@ -137,7 +141,7 @@ int inode_setattr(struct fs *fs, ext2_ino_t ino, const struct stat *st,
 		inode.i_mode = (inode.i_mode & LINUX_S_IFMT) |
 			       (st->st_mode & 07777);
 	if (valid & (FS_SET_UID | FS_SET_GID))
-		set_owner(&inode, st, valid);
+		set_owner(fs, &inode, st, valid);
 	set_times(&inode, st, valid);
 	ret = fsi_write(fs, ino, &inode);
 	if (ret)

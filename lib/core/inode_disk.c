@@ -182,8 +182,8 @@ void fsi_to_stat(struct fs *fs, ext2_ino_t ino,
 	st->st_dev = 0;
 	st->st_mode = inode->i_mode;
 	st->st_nlink = inode->i_links_count;
-	st->st_uid = inode_uid(*inode);
-	st->st_gid = inode_gid(*inode);
+	st->st_uid = fs_map_uid(fs, inode_uid(*inode));
+	st->st_gid = fs_map_gid(fs, inode_gid(*inode));
 	if (LINUX_S_ISCHR(inode->i_mode) || LINUX_S_ISBLK(inode->i_mode))
 		st->st_rdev = decode_rdev(inode);
 	st->st_size = EXT2_I_SIZE(inode);
@@ -233,6 +233,7 @@ int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 	struct ext2_inode_large parent;
 	unsigned isize = EXT2_INODE_SIZE(e2->super);
 	gid_t gid = cred->gid;
+	uid_t uid = fs_map_uid(fs, cred->uid);
 	struct timespec now;
 	errcode_t err;
 	int ret;
@@ -241,7 +242,7 @@ int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 	if (ret)
 		return ret;
 	if (parent.i_mode & LINUX_S_ISGID) {
-		gid = inode_gid(parent);
+		gid = fs_map_gid(fs, inode_gid(parent));
 		if (LINUX_S_ISDIR(mode))
 			mode |= S_ISGID;
 	}
@@ -256,8 +257,9 @@ int fsi_new(struct fs *fs, ext2_ino_t dir, mode_t mode,
 
 	memset(inode, 0, sizeof(*inode));
 	inode->i_mode = mode;
-	inode->i_uid = cred->uid & 0xffff;
-	ext2fs_set_i_uid_high(*inode, cred->uid >> 16);
+	inode->i_uid = uid & 0xffff;
+	ext2fs_set_i_uid_high(*inode, uid >> 16);
+	gid = fs_map_gid(fs, gid);
 	inode->i_gid = gid & 0xffff;
 	ext2fs_set_i_gid_high(*inode, gid >> 16);
 	inode->i_links_count = LINUX_S_ISDIR(mode) ? 2 : 1;

@@ -41,14 +41,15 @@ int ioctl_getflags(struct fs *fs, ext2_ino_t ino, uint32_t *flags)
 }
 
 /* The privilege and consistency rules of a flags change; 0 or -errno. */
-static int setflags_allowed(const struct ext2_inode_large *inode,
+static int setflags_allowed(struct fs *fs,
+			    const struct ext2_inode_large *inode,
 			    uint32_t newflags, const struct fs_cred *cred)
 {
 	uint32_t old = inode->i_flags;
 	uint32_t changed = old ^ newflags;
 	int root = !cred || cred->uid == 0;
 
-	if (!root && cred->uid != inode_uid(*inode))
+	if (!root && cred->uid != fs_map_uid(fs, inode_uid(*inode)))
 		return -EPERM;
 	/* CAP_LINUX_IMMUTABLE and CAP_SYS_RESOURCE: root only. */
 	if (!root &&
@@ -80,7 +81,7 @@ int ioctl_setflags(struct fs *fs, ext2_ino_t ino, uint32_t flags,
 		goto out;
 	/* Bits outside the changeable set keep their value, as in ext4. */
 	newflags = (flags & FL_MODIFIABLE) | (inode.i_flags & ~FL_MODIFIABLE);
-	ret = setflags_allowed(&inode, newflags, cred);
+	ret = setflags_allowed(fs, &inode, newflags, cred);
 	if (ret)
 		goto out;
 	inode.i_flags = newflags;

@@ -134,6 +134,10 @@ int iomap_truncate_locked(struct fs *fs, ext2_ino_t ino,
 
 /* ---- iomap_uncache.c: one copy of file data in memory ---- */
 
+/*
+ * Addresses here are positions in the image fd: the filesystem's byte
+ * address plus fs->data_off.
+ */
 int uncache_init(struct fs *fs);
 void uncache_fini(struct fs *fs);
 /* After the bytes of [addr, addr + len) went into a reply. */

@@ -16,6 +16,8 @@
 /*
  * The image fd is shared with the metadata cache: dirty cached copies of
  * the range go out before a direct read, and are dropped by a direct write.
+ * addr is the filesystem's byte address; in the fd it is data_off further
+ * (offset=, a partition of a disk image).
  */
 static int pread_full(struct fs *fs, void *buf, size_t len, uint64_t addr)
 {
@@ -24,6 +26,7 @@ static int pread_full(struct fs *fs, void *buf, size_t len, uint64_t addr)
 
 	if (err)
 		return -EIO;
+	addr += fs->data_off;
 	while (len) {
 		ssize_t n = uncache_pread(fs, buf, len, addr);
 
@@ -57,6 +60,7 @@ static int pwritev_full(struct fs *fs, struct iovec *iov, int cnt,
 	err = cache_io_sync_range(fs->e2->io, addr, len, CACHE_IO_SYNC_WRITE);
 	if (err)
 		return -EIO;
+	addr += fs->data_off;
 	while (cnt) {
 		ssize_t n = pwritev(fd, iov, cnt, addr);
 
@@ -76,7 +80,7 @@ static int pwritev_full(struct fs *fs, struct iovec *iov, int cnt,
 		}
 	}
 	cache_io_note_write(fs->e2->io);
-	uncache_written(fs, start, len);
+	uncache_written(fs, start + fs->data_off, len);
 	return 0;
 }
 

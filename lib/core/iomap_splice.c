@@ -79,7 +79,8 @@ ssize_t file_read_pin(struct fs *fs, ext2_ino_t ino, off_t off, size_t size,
 			ret = -EIO;
 			goto fail;
 		}
-		ret = add_seg(segs, max, nsegs, addr, n,
+		/* The segments are in the fd: past offset=. */
+		ret = add_seg(segs, max, nsegs, addr + fs->data_off, n,
 			      map.type != IOMAP_MAPPED);
 		if (ret)
 			goto fail;

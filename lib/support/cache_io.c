@@ -190,15 +190,37 @@ static int parse_size(const char *arg, unsigned long long *out)
 	return 0;
 }
 
+/*
+ * Moves block 0 to byte `bytes` of the fd. Only before the first IO:
+ * what is cached was read at the old place.
+ */
+static errcode_t set_offset(io_channel ch, unsigned long long bytes)
+{
+	struct cio *c = ch->private_data;
+	errcode_t err = 0;
+
+	if (bytes > (unsigned long long)INT64_MAX)
+		return EXT2_ET_INVALID_ARGUMENT;
+	pthread_mutex_lock(&c->lock);
+	if (c->bc.nr)
+		err = EBUSY;
+	else
+		c->offset = bytes;
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
 static errcode_t cio_set_option(io_channel ch, const char *option,
 				const char *arg)
 {
 	unsigned long long bytes;
 
-	if (strcmp(option, "cache_size"))
+	if (strcmp(option, "cache_size") && strcmp(option, "offset"))
 		return EXT2_ET_INVALID_ARGUMENT;
 	if (parse_size(arg, &bytes))
 		return EXT2_ET_INVALID_ARGUMENT;
+	if (!strcmp(option, "offset"))
+		return set_offset(ch, bytes);
 	return cache_io_set_budget(ch, bytes);
 }
 
@@ -218,7 +240,7 @@ static errcode_t cio_get_stats(io_channel ch, io_stats *stats)
 
 /* ---- discard, zeroout, readahead ---- */
 
-/* Byte range of blocks [blk, blk + count), or EINVAL. */
+/* Byte range in the fd of blocks [blk, blk + count), or EINVAL. */
 static errcode_t blk_range(struct cio *c, unsigned long long blk,
 			   unsigned long long count, unsigned long long *off,
 			   unsigned long long *len)
@@ -227,9 +249,10 @@ static errcode_t blk_range(struct cio *c, unsigned long long blk,
 
 	if (blk > (unsigned long long)INT64_MAX / bs ||
 	    count > (unsigned long long)INT64_MAX / bs ||
-	    !cio_range_ok(blk * bs, count * bs))
+	    !cio_range_ok(blk * bs, count * bs) ||
+	    !cio_range_ok(blk * bs + c->offset, count * bs))
 		return EINVAL;
-	*off = blk * bs;
+	*off = blk * bs + c->offset;
 	*len = count * bs;
 	return 0;
 }
@@ -493,6 +516,13 @@ int cache_io_get_fd(io_channel ch)
 	struct cio *c = cio_of(ch);
 
 	return c ? c->fd : -1;
+}
+
+unsigned long long cache_io_get_offset(io_channel ch)
+{
+	struct cio *c = cio_of(ch);
+
+	return c ? c->offset : 0;
 }
 
 errcode_t cache_io_stats(io_channel ch, struct cache_io_stats *st)

@@ -10,6 +10,10 @@
  *   cache_size=N   budget in bytes; suffixes k, m, g (KiB, MiB, GiB).
  *                  Default CACHE_IO_DEFAULT_BUDGET. 0 disables caching
  *                  (writes then go straight through).
+ *   offset=N       the filesystem starts N bytes into the image or device
+ *                  (a partition of a disk image); same suffixes. Every
+ *                  block and byte address of the channel is relative to
+ *                  it. Only at open: EBUSY once anything is cached.
  * Give ext2fs_open2 a non-NULL io_options ("" will do): with NULL it
  * splits the device name at a '?' and takes the rest as options.
  *
@@ -27,7 +31,8 @@
  * Open fails with EBUSY when another open file description holds a
  * conflicting OFD lock on the image (a read-write open takes a write lock,
  * a read-only open a read lock): the image is in use by another process,
- * or by another open in this one. IO_FLAG_EXCLUSIVE (from
+ * or by another open in this one. The lock covers the whole file, whatever
+ * offset= says: one writer per image, not per partition. IO_FLAG_EXCLUSIVE (from
  * EXT2_FLAG_EXCLUSIVE) opens block devices with O_EXCL, which fails with
  * EBUSY while the device is mounted.
  *
@@ -85,6 +90,12 @@ errcode_t cache_io_install_free_hook(ext2_filsys fs);
 
 /* The image fd; -1 if ch is not a cache channel. Do not close it. */
 int cache_io_get_fd(io_channel ch);
+/*
+ * Where the filesystem starts in that fd (offset=), in bytes: direct IO
+ * adds it to the filesystem's byte addresses; everything else in this
+ * interface (sync_range too) takes addresses relative to it.
+ */
+unsigned long long cache_io_get_offset(io_channel ch);
 
 #define CACHE_IO_SYNC_READ  0
 #define CACHE_IO_SYNC_WRITE 1
@@ -180,7 +191,7 @@ void cache_io_print_stats(io_channel ch, FILE *f);
 
 /*
  * Called before every read (write != 0: write) the cache issues to the
- * fd, with its byte range; a non-zero errno return fails that IO as if
+ * fd, with its byte range (relative to offset=); a non-zero errno return fails that IO as if
  * the device had returned it. Runs under the cache lock: it must not call
  * back into the channel.
  */

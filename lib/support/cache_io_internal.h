@@ -34,6 +34,8 @@ struct cio {
 	unsigned magic;
 	int fd;
 	int rw;
+	/* Where block 0 is in the fd (offset= option): added to every IO. */
+	unsigned long long offset;
 	pthread_mutex_t lock;
 	struct blkcache bc;
 	unsigned long long budget;

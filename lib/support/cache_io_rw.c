@@ -32,6 +32,9 @@ errcode_t cio_dev_io(struct cio *c, int write, struct iovec *iov, int cnt,
 		if (e)
 			return e;
 	}
+	if (!cio_range_ok(off + c->offset, want))
+		return EINVAL;
+	off += c->offset;
 	while (cnt > 0) {
 		ssize_t r;
 

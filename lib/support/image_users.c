@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -133,8 +134,35 @@ static int proc_writer(const char *image, const struct stat *img, char *who,
 	return found;
 }
 
-/* A loop device attached read-write to the image file. */
-static int loop_writer(const struct stat *img, char *who, size_t len)
+/*
+ * Whether loop device dev (a name in /sys/block) maps bytes of its
+ * backing file that overlap [off, off + size): its offset and sizelimit
+ * (0: to the end of the file). Unreadable: assume so.
+ */
+static int loop_overlaps(const char *dev, unsigned long long off,
+			 unsigned long long size)
+{
+	unsigned long long loff, lsize;
+	char path[600], line[64];
+
+	snprintf(path, sizeof(path), "/sys/block/%s/loop/offset", dev);
+	if (read_line(path, line, sizeof(line)) ||
+	    sscanf(line, "%llu", &loff) != 1)
+		return 1;
+	snprintf(path, sizeof(path), "/sys/block/%s/loop/sizelimit", dev);
+	if (read_line(path, line, sizeof(line)) ||
+	    sscanf(line, "%llu", &lsize) != 1)
+		return 1;
+	if (size > ULLONG_MAX - off)
+		size = ULLONG_MAX - off;
+	if (loff >= off + size)
+		return 0;
+	return !lsize || loff + lsize > off;
+}
+
+/* A loop device attached read-write to [off, off + size) of the image. */
+static int loop_writer(const struct stat *img, unsigned long long off,
+		       unsigned long long size, char *who, size_t len)
 {
 	char path[600], line[4096];
 	struct dirent *d;
@@ -160,7 +188,8 @@ static int loop_writer(const struct stat *img, char *who, size_t len)
 		    st.st_ino != img->st_ino)
 			continue;
 		snprintf(path, sizeof(path), "/sys/block/%s/ro", d->d_name);
-		if (read_line(path, line, sizeof(line)) || strcmp(line, "0"))
+		if (read_line(path, line, sizeof(line)) || strcmp(line, "0") ||
+		    !loop_overlaps(d->d_name, off, size))
 			continue;
 		snprintf(who, len, "/dev/%s", d->d_name);
 		found = 1;
@@ -169,7 +198,8 @@ static int loop_writer(const struct stat *img, char *who, size_t len)
 	return found;
 }
 
-int image_other_writer(const char *image, char *who, size_t len)
+int image_other_writer(const char *image, unsigned long long off,
+		       unsigned long long size, char *who, size_t len)
 {
 	struct stat img;
 
@@ -177,16 +207,18 @@ int image_other_writer(const char *image, char *who, size_t len)
 		return 0;
 	if (proc_writer(image, &img, who, len))
 		return 1;
-	return S_ISREG(img.st_mode) && loop_writer(&img, who, len);
+	return S_ISREG(img.st_mode) &&
+	       loop_writer(&img, off, size, who, len);
 }
 
-int image_wait_other_writer(const char *image, char *who, size_t len)
+int image_wait_other_writer(const char *image, unsigned long long off,
+			    unsigned long long size, char *who, size_t len)
 {
 	const struct timespec poll = {0, IMAGE_POLL_MS * 1000000L};
 	int waited;
 
 	for (waited = 0;; waited += IMAGE_POLL_MS) {
-		if (!image_other_writer(image, who, len))
+		if (!image_other_writer(image, off, size, who, len))
 			return 0;
 		if (waited >= IMAGE_GRACE_MS)
 			return 1;

@@ -16,13 +16,18 @@
 #define IMAGE_POLL_MS  20
 
 /*
- * Whether another process or a loop device writes the image (a regular
- * file or a block device): 1 with who filled in ("pid 1234 (fuse2fs)",
- * "/dev/loop3"), else 0. This process's own open files do not count.
+ * Whether another process or a loop device writes bytes [off, off + size)
+ * of the image (a regular file or a block device): 1 with who filled in
+ * ("pid 1234 (fuse2fs)", "/dev/loop3"), else 0. A process with the image
+ * open for writing counts whatever the range (nothing tells which bytes
+ * it writes); a loop device only if its offset and sizelimit overlap the
+ * range. This process's own open files do not count.
  */
-int image_other_writer(const char *image, char *who, size_t len);
+int image_other_writer(const char *image, unsigned long long off,
+		       unsigned long long size, char *who, size_t len);
 
 /* image_other_writer, waiting up to IMAGE_GRACE_MS for the writer to go. */
-int image_wait_other_writer(const char *image, char *who, size_t len);
+int image_wait_other_writer(const char *image, unsigned long long off,
+			    unsigned long long size, char *who, size_t len);
 
 #endif

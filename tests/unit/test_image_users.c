@@ -6,6 +6,7 @@
  * loop devices and this process's own descriptors.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -48,7 +49,37 @@ static void release(struct holder h)
 static int writer(const char *path, char *who, size_t len)
 {
 	who[0] = 0;
-	return image_other_writer(path, who, len);
+	return image_other_writer(path, 0, ULLONG_MAX, who, len);
+}
+
+/* Writers of bytes [off, off + size) only. */
+static int range_writer(const char *path, unsigned long long off,
+			unsigned long long size)
+{
+	char who[96];
+
+	return image_other_writer(path, off, size, who, sizeof(who));
+}
+
+/* A read-write loop device over [off, off + size) of path; 0 or -1. */
+static int losetup_range(const char *path, unsigned long long off,
+			 unsigned long long size, char *dev, size_t len)
+{
+	char cmd[600];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "losetup -f --show -o %llu --sizelimit %llu '%s' 2>/dev/null",
+		 off, size, path);
+	dev[0] = 0;
+	p = popen(cmd, "r");
+	if (p) {
+		if (!fgets(dev, (int)len, p))
+			dev[0] = 0;
+		pclose(p);
+	}
+	dev[strcspn(dev, "\n")] = 0;
+	return dev[0] ? 0 : -1;
 }
 
 static int open_rw(const char *path, const char **msg)
@@ -133,6 +164,15 @@ static void test_loop(void)
 	CHECK_EQ(unit_losetup(img, 1, dev, sizeof(dev)), 0);
 	CHECK_EQ(writer(img, who, sizeof(who)), 0); /* read-only device */
 	CHECK_EQ(open_rw(img, &msg), 0);
+	unit_run("losetup -d %s", dev);
+
+	/* offset=: a loop device over other bytes of the image is no writer. */
+	CHECK_EQ(losetup_range(img, 4 << 20, 2 << 20, dev, sizeof(dev)), 0);
+	CHECK_EQ(range_writer(img, 0, 4 << 20), 0);
+	CHECK_EQ(range_writer(img, 6 << 20, 1 << 20), 0);
+	CHECK_EQ(range_writer(img, 3 << 20, 2 << 20), 1);
+	CHECK_EQ(range_writer(img, 5 << 20, 4 << 20), 1);
+	CHECK_EQ(range_writer(img, 4 << 20, 2 << 20), 1);
 	unit_run("losetup -d %s", dev);
 	unit_fsck(img);
 }
