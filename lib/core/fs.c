@@ -141,22 +141,11 @@ static int mark_mounted(struct fs *fs, const char *mountpoint)
 	return FS_ERR(fs, ext2fs_flush(fs->e2), 0);
 }
 
-/*
- * Refuses a read-write open while a program that takes no lock (so that
- * cache_io's lock cannot see it) writes the image, or the filesystem's
- * part of it: the two would corrupt it. *msg points into a per-thread
- * buffer.
- */
-static int check_other_writer(struct fs *fs, const char **msg)
+/* The refusal for writer `who` (a process or a loop device), per thread. */
+static const char *writer_msg(const char *who)
 {
 	static __thread char buf[256];
-	uint64_t len = ext2fs_blocks_count(fs->e2->super) *
-		       (uint64_t)fs->e2->blocksize;
-	char who[96];
 
-	if (!image_wait_other_writer(fs->device, fs->data_off, len, who,
-				     sizeof(who)))
-		return 0;
 	if (who[0] == '/')
 		snprintf(buf, sizeof(buf),
 			 "image is attached read-write to %s: a second writer would corrupt it",
@@ -165,7 +154,24 @@ static int check_other_writer(struct fs *fs, const char **msg)
 		snprintf(buf, sizeof(buf),
 			 "image is open for writing by %s: a second writer would corrupt it",
 			 who);
-	*msg = buf;
+	return buf;
+}
+
+/*
+ * Refuses a read-write open while a program that takes no lock (so that
+ * cache_io's lock cannot see it) writes the image, or the filesystem's
+ * part of it: the two would corrupt it.
+ */
+static int check_other_writer(struct fs *fs, const char **msg)
+{
+	uint64_t len = ext2fs_blocks_count(fs->e2->super) *
+		       (uint64_t)fs->e2->blocksize;
+	char who[96];
+
+	if (!image_wait_other_writer(fs->device, fs->data_off, len, who,
+				     sizeof(who)))
+		return 0;
+	*msg = writer_msg(who);
 	return -EBUSY;
 }
 
@@ -244,9 +250,16 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	err = ext2fs_open2(fs->device, io_opts, flags, 0, 0, cache_io_manager,
 			   &fs->e2);
 	if (err) {
+		char who[96];
+
 		*msg = open_error_msg(err);
 		if (!*msg)
 			*msg = error_message(err);
+		/* Locked by another writer: name it, if it can be seen. */
+		if (err == EBUSY && !fs->readonly &&
+		    image_other_writer(fs->device, opts->offset, UINT64_MAX / 2,
+				       who, sizeof(who)))
+			*msg = writer_msg(who);
 		ret = err == EXT2_ET_BAD_MAGIC ? -EINVAL : -EIO;
 		if (err > 0 && err < 4096)
 			ret = -(int)err;
