@@ -25,6 +25,7 @@ struct iref_table;
 struct map_cache;
 struct uncache;
 struct dir_csum;
+struct fault;
 
 struct fs {
 	uint32_t magic;
@@ -50,6 +51,7 @@ struct fs {
 	unsigned gen_left;           /* of gen_pool not handed out yet */
 	char *dir_bufs[FS_DIR_BUFS]; /* free directory block buffers (dir.c) */
 	unsigned dir_nbufs;
+	struct fault *fault;         /* FUSE4FS_FAULT's injector, for tests */
 };
 
 static inline void fs_lock(struct fs *fs)
@@ -66,11 +68,14 @@ static inline void fs_unlock(struct fs *fs)
 
 /*
  * The one translation of libext2fs errcode_t to -errno. Codes that mean
- * on-disk corruption are recorded in the superblock (fs_mark_error) and
- * handled per errors=; ino (0 if unknown) goes into the error record.
+ * on-disk corruption or a failed device IO are recorded in the superblock
+ * (fs_mark_error) and handled per errors=; ino (0 if unknown) goes into
+ * the error record.
  */
 int fs_err(struct fs *fs, errcode_t err, ext2_ino_t ino, const char *func);
 #define FS_ERR(fs, err, ino) fs_err((fs), (err), (ino), __func__)
+/* The translation alone, for failures that are no filesystem error. */
+int fs_errno(errcode_t err);
 /* Records corruption found by the core itself; returns -EFSCORRUPTED. */
 int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
 	       const char *what);
