@@ -1,7 +1,7 @@
 /*
  * Errors: the single place where libext2fs errcode_t becomes -errno, and
- * where detected corruption is recorded in the superblock and handled as
- * errors=continue|remount-ro|panic says.
+ * where detected corruption and failed metadata IO are recorded in the
+ * superblock and handled as errors=continue|remount-ro|panic says.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/fs_internal.h"
+#include "support/cache_io.h"
 
 /* Codes that say the on-disk structures are inconsistent. */
 static int errcode_is_corruption(errcode_t err)
@@ -49,6 +50,17 @@ static int errcode_is_corruption(errcode_t err)
 	default:
 		return 0;
 	}
+}
+
+/*
+ * Codes that say the device failed a read or write. Only metadata IO
+ * reaches fs_err: as in the kernel's ext4, such a failure is a filesystem
+ * error, while a failed file data IO is only the caller's EIO.
+ */
+static int errcode_is_io_error(errcode_t err)
+{
+	return err == EIO || err == EXT2_ET_SHORT_READ ||
+	       err == EXT2_ET_SHORT_WRITE;
 }
 
 static int errcode_to_errno(errcode_t err)
@@ -93,12 +105,48 @@ static int errcode_to_errno(errcode_t err)
 	}
 }
 
+/*
+ * The superblock's error code field holds ext4's own small numbers, not
+ * errno values (0: none recorded, 1: unknown).
+ */
+static __u8 sb_errcode(int errnum)
+{
+	switch (errnum) {
+	case EIO:
+		return 2;
+	case ENOMEM:
+		return 3;
+	case EFSCORRUPTED:
+		return 5;
+	case ENOSPC:
+		return 6;
+	case EROFS:
+		return 8;
+	default:
+		return 1;
+	}
+}
+
 static void copy_func(__u8 *dst, const char *func)
 {
 	size_t n = strlen(func);
 
 	memset(dst, 0, 32);
 	memcpy(dst, func, n < 32 ? n : 32);
+}
+
+/*
+ * Puts the superblock, with its error record, on the device now. A plain
+ * ext2fs_flush writes the other dirty blocks first and gives up before the
+ * superblock if one of them fails, which is just when the record matters:
+ * so flush without that write-back and write the superblock's block alone.
+ */
+static void write_error_record(struct fs *fs)
+{
+	if (ext2fs_flush2(fs->e2, EXT2_FLAG_FLUSH_NO_SYNC))
+		return;
+	cache_io_sync_range(fs->e2->io, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
+			    CACHE_IO_SYNC_READ);
 }
 
 /* Records one error in the superblock, as the kernel's ext4 does. */
@@ -119,15 +167,16 @@ static void fs_mark_error(struct fs *fs, ext2_ino_t ino, const char *func,
 		sb->s_first_error_time = (__u32)now;
 		sb->s_first_error_time_hi = (__u8)((uint64_t)now >> 32);
 		sb->s_first_error_ino = ino;
-		sb->s_first_error_errcode = (__u8)errnum;
+		sb->s_first_error_errcode = sb_errcode(errnum);
 		copy_func(sb->s_first_error_func, func);
 	}
 	sb->s_last_error_time = (__u32)now;
 	sb->s_last_error_time_hi = (__u8)((uint64_t)now >> 32);
 	sb->s_last_error_ino = ino;
-	sb->s_last_error_errcode = (__u8)errnum;
+	sb->s_last_error_errcode = sb_errcode(errnum);
 	copy_func(sb->s_last_error_func, func);
 	ext2fs_mark_super_dirty(fs->e2);
+	write_error_record(fs);
 }
 
 static enum fs_errors_mode errors_mode(struct fs *fs)
@@ -144,10 +193,10 @@ static enum fs_errors_mode errors_mode(struct fs *fs)
 	}
 }
 
-static void fs_handle_corruption(struct fs *fs, ext2_ino_t ino,
-				 const char *func)
+static void fs_handle_error(struct fs *fs, ext2_ino_t ino, const char *func,
+			    int errnum)
 {
-	fs_mark_error(fs, ino, func, EFSCORRUPTED);
+	fs_mark_error(fs, ino, func, errnum);
 	switch (errors_mode(fs)) {
 	case FS_ERRORS_REMOUNT_RO:
 		if (!fs->readonly) {
@@ -167,6 +216,11 @@ static void fs_handle_corruption(struct fs *fs, ext2_ino_t ino,
 	}
 }
 
+int fs_errno(errcode_t err)
+{
+	return err ? -errcode_to_errno(err) : 0;
+}
+
 int fs_err(struct fs *fs, errcode_t err, ext2_ino_t ino, const char *func)
 {
 	int errnum;
@@ -174,8 +228,8 @@ int fs_err(struct fs *fs, errcode_t err, ext2_ino_t ino, const char *func)
 	if (!err)
 		return 0;
 	errnum = errcode_to_errno(err);
-	if (errnum == EFSCORRUPTED)
-		fs_handle_corruption(fs, ino, func);
+	if (errnum == EFSCORRUPTED || errcode_is_io_error(err))
+		fs_handle_error(fs, ino, func, errnum);
 	else if (fs->debug)
 		fprintf(stderr, "%s: %s (inode %u): %s\n", fs->device, func,
 			ino, error_message(err));
@@ -186,7 +240,7 @@ int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
 	       const char *what)
 {
 	fprintf(stderr, "%s: corrupt: %s\n", fs->device, what);
-	fs_handle_corruption(fs, ino, func);
+	fs_handle_error(fs, ino, func, EFSCORRUPTED);
 	return -EFSCORRUPTED;
 }
 

@@ -15,6 +15,7 @@
 #include "core/iomap.h"
 #include "support/cache_io.h"
 #include "support/crc32c.h"
+#include "support/fault_io.h"
 #include "support/image_users.h"
 
 /* A one-line reason for a failed ext2fs_open2, for the command line. */
@@ -138,7 +139,8 @@ static int mark_mounted(struct fs *fs, const char *mountpoint)
 	/* Not clean while mounted: a crash makes e2fsck look. */
 	sb->s_state &= ~EXT2_VALID_FS;
 	ext2fs_mark_super_dirty(fs->e2);
-	return FS_ERR(fs, ext2fs_flush(fs->e2), 0);
+	/* Not yet mounted: a failure refuses the mount, errors= has no say. */
+	return fs_errno(ext2fs_flush(fs->e2));
 }
 
 /* The refusal for writer `who` (a process or a loop device), per thread. */
@@ -185,6 +187,25 @@ static int check_offset(struct fs *fs, unsigned long long offset,
 		return 0;
 	if (offset >= bytes) {
 		*msg = "offset is past the end of the image or device";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The testing hook: FUSE4FS_FAULT=read=B,write=B makes the device fail IO
+ * to block B with EIO (see fault_io.h), for tests of IO error handling
+ * under a mounted server.
+ */
+static int attach_faults(struct fs *fs, const char **msg)
+{
+	const char *spec = getenv("FUSE4FS_FAULT");
+
+	if (!spec || !*spec)
+		return 0;
+	fs->fault = fault_io_attach(fs->e2->io, spec);
+	if (!fs->fault) {
+		*msg = "bad FUSE4FS_FAULT: want read=BLOCK and/or write=BLOCK";
 		return -EINVAL;
 	}
 	return 0;
@@ -267,6 +288,9 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		goto fail;
 	}
 	fs->data_off = cache_io_get_offset(fs->e2->io);
+	ret = attach_faults(fs, msg);
+	if (ret)
+		goto fail;
 	ret = check_geometry(fs, msg);
 	if (ret)
 		goto fail;
@@ -323,6 +347,7 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 fail:
 	if (fs->e2)
 		ext2fs_close_free(&fs->e2);
+	fault_io_detach(fs->fault);
 	iref_fini(fs);
 	map_cache_fini(fs);
 	uncache_fini(fs);
@@ -355,6 +380,7 @@ int fs_close(struct fs *fs)
 	err = ext2fs_close_free(&fs->e2);
 	if (err)
 		ret = -EIO;
+	fault_io_detach(fs->fault);
 	map_cache_fini(fs);
 	uncache_fini(fs);
 	itable_ra_fini(fs);

@@ -25,6 +25,7 @@ struct iref_table;
 struct map_cache;
 struct uncache;
 struct dir_csum;
+struct fault;
 
 struct fs {
 	uint32_t magic;
@@ -54,6 +55,7 @@ struct fs {
 	unsigned gen_left;           /* of gen_pool not handed out yet */
 	char *dir_bufs[FS_DIR_BUFS]; /* free directory block buffers (dir.c) */
 	unsigned dir_nbufs;
+	struct fault *fault;         /* FUSE4FS_FAULT's injector, for tests */
 };
 
 static inline void fs_lock(struct fs *fs)
@@ -91,23 +93,14 @@ static inline gid_t fs_map_gid(const struct fs *fs, gid_t id)
 
 /*
  * The one translation of libext2fs errcode_t to -errno. Codes that mean
- * on-disk corruption are recorded in the superblock (fs_mark_error) and
- * handled per errors=; ino (0 if unknown) goes into the error record.
+ * on-disk corruption or a failed device IO are recorded in the superblock
+ * (fs_mark_error) and handled per errors=; ino (0 if unknown) goes into
+ * the error record.
  */
 int fs_err(struct fs *fs, errcode_t err, ext2_ino_t ino, const char *func);
 #define FS_ERR(fs, err, ino) fs_err((fs), (err), (ino), __func__)
-
-/* ---- journal.c ---- */
-
-/*
- * Replays the committed transactions of the internal journal: written
- * home and the journal emptied on a read-write fs, laid over the image in
- * the cache on a read-only one; then re-reads the superblock and group
- * descriptors and clears needs_recovery. Call before the bitmaps are
- * read. Returns 0, -EUCLEAN for a journal that cannot be replayed (*msg
- * says why; nothing was written), -ENOMEM.
- */
-int journal_recover(struct fs *fs, const char **msg);
+/* The translation alone, for failures that are no filesystem error. */
+int fs_errno(errcode_t err);
 /* Records corruption found by the core itself; returns -EFSCORRUPTED. */
 int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
 	       const char *what);
@@ -355,5 +348,17 @@ int htree_hash(struct fs *fs, ext2_ino_t dir,
  * -errno with the directory unchanged.
  */
 int htree_convert(struct fs *fs, ext2_ino_t dir);
+
+/* ---- journal.c ---- */
+
+/*
+ * Replays the committed transactions of the internal journal: written
+ * home and the journal emptied on a read-write fs, laid over the image in
+ * the cache on a read-only one; then re-reads the superblock and group
+ * descriptors and clears needs_recovery. Call before the bitmaps are
+ * read. Returns 0, -EUCLEAN for a journal that cannot be replayed (*msg
+ * says why; nothing was written), -ENOMEM.
+ */
+int journal_recover(struct fs *fs, const char **msg);
 
 #endif

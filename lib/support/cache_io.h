@@ -105,7 +105,8 @@ unsigned long long cache_io_get_offset(io_channel ch);
  * cached blocks overlapping the range are written to the fd (no fsync
  * needed, the fd shares the page cache); for CACHE_IO_SYNC_WRITE the
  * cached copies are then dropped, since the direct write makes them stale.
- * Returns EBUSY (doing the rest) if a pinned dirty block overlaps.
+ * Returns EBUSY (doing the rest) if a pinned dirty block overlaps, or
+ * the error of the device hook below, which sees the caller's IO first.
  */
 errcode_t cache_io_sync_range(io_channel ch, unsigned long long offset,
 			      unsigned long long len, int how);
@@ -191,8 +192,10 @@ void cache_io_print_stats(io_channel ch, FILE *f);
 
 /*
  * Called before every read (write != 0: write) the cache issues to the
- * fd, with its byte range (relative to offset=); a non-zero errno return fails that IO as if
- * the device had returned it. Runs under the cache lock: it must not call
+ * fd, and before the direct IO cache_io_sync_range is told of (how ==
+ * CACHE_IO_SYNC_WRITE: a write), with its byte range (relative to
+ * offset=); a non-zero errno return fails that IO as if the device had
+ * returned it. Runs under the cache lock: it must not call
  * back into the channel.
  */
 typedef int (*cache_io_dev_hook)(void *arg, int write,

@@ -142,6 +142,16 @@ errcode_t cache_io_sync_range(io_channel ch, unsigned long long offset,
 	if (!cio_range_ok(offset, len))
 		return EINVAL;
 	pthread_mutex_lock(&c->lock);
+	/* The caller's IO on the fd is device IO too: fault injection sees it. */
+	if (c->hook) {
+		int e = c->hook(c->hook_arg, how == CACHE_IO_SYNC_WRITE, offset,
+				len);
+
+		if (e) {
+			err = e;
+			goto out;
+		}
+	}
 	if (!c->bc.nr || (how == CACHE_IO_SYNC_READ && !c->bc.nr_dirty))
 		goto out;
 	bs = c->bc.blksize;

@@ -1,7 +1,9 @@
 /*
  * fault_io_manager: a stacking io_manager for tests that fails the Nth
  * read or write with EIO, above the channel underneath or, in device
- * mode, below a cache_io channel. See fault_io.h.
+ * mode, below a cache_io channel; and the same device-mode faults, by
+ * block, attached straight to the cache_io channel of a mounted server
+ * (the FUSE4FS_FAULT testing hook). See fault_io.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@ struct fault {
 	unsigned long read_nth, write_nth; /* countdowns; 0: off */
 	int device;
 	unsigned long injected;
+	blk64_t read_blk, write_blk; /* fail every IO touching it; ~0: off */
 };
 
 static io_manager backing;
@@ -44,12 +47,29 @@ static int fire(struct fault *f, int write)
 	return 1;
 }
 
+/* True when the byte range touches the bad block of this direction. */
+static int hits_block(struct fault *f, int write, unsigned long long offset,
+		      size_t len)
+{
+	blk64_t bad = write ? f->write_blk : f->read_blk;
+	unsigned long long bs = f->inner->block_size;
+
+	if (bad == ~0ULL || !len || !bs)
+		return 0;
+	if (offset / bs > bad || (offset + len - 1) / bs < bad)
+		return 0;
+	f->injected++;
+	return 1;
+}
+
 static int dev_hook(void *arg, int write, unsigned long long offset,
 		    size_t len)
 {
-	(void)offset;
-	(void)len;
-	return fire(arg, write) ? EIO : 0;
+	struct fault *f = arg;
+
+	if (hits_block(f, write, offset, len))
+		return EIO;
+	return fire(f, write) ? EIO : 0;
 }
 
 static errcode_t fio_open(const char *name, int flags, io_channel *chp)
@@ -72,6 +92,8 @@ static errcode_t fio_open(const char *name, int flags, io_channel *chp)
 	}
 	f->magic = FAULT_MAGIC;
 	f->inner = inner;
+	f->read_blk = ~0ULL;
+	f->write_blk = ~0ULL;
 	ch->block_size = inner->block_size;
 	ch->flags = inner->flags;
 	*chp = ch;
@@ -283,4 +305,61 @@ unsigned long fault_io_injected(io_channel ch)
 	struct fault *f = fault_of(ch);
 
 	return f ? f->injected : 0;
+}
+
+/* Parses "read=B,write=B" into f; 0 or -1 for a bad spec. */
+static int parse_spec(struct fault *f, const char *spec)
+{
+	const char *p = spec;
+
+	while (*p) {
+		blk64_t *dst;
+		char *end;
+
+		if (!strncmp(p, "read=", 5)) {
+			dst = &f->read_blk;
+			p += 5;
+		} else if (!strncmp(p, "write=", 6)) {
+			dst = &f->write_blk;
+			p += 6;
+		} else {
+			return -1;
+		}
+		if (*p < '0' || *p > '9')
+			return -1;
+		errno = 0;
+		*dst = strtoull(p, &end, 10);
+		if (errno || *dst == ~0ULL || (*end && *end != ','))
+			return -1;
+		p = end;
+		if (*p == ',' && !*++p)
+			return -1;
+	}
+	return f->read_blk == ~0ULL && f->write_blk == ~0ULL ? -1 : 0;
+}
+
+struct fault *fault_io_attach(io_channel cache_ch, const char *spec)
+{
+	struct fault *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->magic = FAULT_MAGIC;
+	f->inner = cache_ch;
+	f->read_blk = ~0ULL;
+	f->write_blk = ~0ULL;
+	if (parse_spec(f, spec) ||
+	    cache_io_set_dev_hook(cache_ch, dev_hook, f)) {
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void fault_io_detach(struct fault *f)
+{
+	if (!f)
+		return;
+	f->magic = 0;
+	free(f);
 }

@@ -36,4 +36,19 @@ errcode_t fault_io_set_device(io_channel ch, int on);
 /* How many faults this channel has injected. */
 unsigned long fault_io_injected(io_channel ch);
 
+/*
+ * Device-mode faults by block on a cache_io channel itself, with no
+ * fault_io channel above it: what a mounted server stacks when a test
+ * asks (FUSE4FS_FAULT). spec is "read=B", "write=B" or both, comma
+ * separated: every read (write) the cache issues to the fd, and every
+ * direct IO announced by cache_io_sync_range, that touches block B (in
+ * the channel's block size at the time of the IO) fails with EIO, for as
+ * long as the channel lives, as a bad sector would. Returns NULL for a
+ * bad spec, a channel that is not a cache_io one, or no memory.
+ */
+struct fault;
+struct fault *fault_io_attach(io_channel cache_ch, const char *spec);
+/* Frees what fault_io_attach made; only once its channel is closed. */
+void fault_io_detach(struct fault *f);
+
 #endif

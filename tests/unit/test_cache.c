@@ -601,6 +601,44 @@ static void test_device_faults(void)
 	CHECK_EQ(io_channel_close(ch), 0);
 }
 
+/* Faults by block attached to a cache channel (FUSE4FS_FAULT). */
+static void test_block_faults(void)
+{
+	static const char *const bad[] = { "", "read", "read=", "read=x",
+					   "write=1x", "read=1;write=2",
+					   "block=3", "read=1," };
+	const char *path = raw_image("blkfault.img", 64);
+	io_channel ch = raw_open(path, 1 << 20);
+	unsigned char buf[4 * BS];
+	struct fault *f;
+	unsigned i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(fault_io_attach(ch, bad[i]) == NULL);
+	f = fault_io_attach(ch, "read=21,write=30");
+	CHECK(f != NULL);
+	/* Every read touching block 21 fails, each time; others pass. */
+	CHECK_EQ(read1(ch, 20, buf), 0);
+	CHECK_EQ(io_channel_read_blk64(ch, 19, 4, buf), EIO);
+	CHECK_EQ(read1(ch, 21, buf), EIO);
+	CHECK_EQ(read1(ch, 22, buf), 0);
+	CHECK(!cached(ch, 21));
+	/* Direct IO announced through sync_range meets the same device. */
+	CHECK_EQ(cache_io_sync_range(ch, 21 * BS + 100, 10, CACHE_IO_SYNC_READ),
+		 EIO);
+	CHECK_EQ(cache_io_sync_range(ch, 29 * BS, 2 * BS, CACHE_IO_SYNC_WRITE),
+		 EIO);
+	CHECK_EQ(cache_io_sync_range(ch, 31 * BS, BS, CACHE_IO_SYNC_WRITE), 0);
+	/* Write-back of block 30 fails at every flush; block 31 goes. */
+	write_gen(ch, 30, 1);
+	write_gen(ch, 32, 1);
+	CHECK_EQ(io_channel_flush(ch), EIO);
+	CHECK_EQ(io_channel_flush(ch), EIO);
+	CHECK(disk_is(path, 30, 0) && disk_is(path, 32, 1));
+	CHECK_EQ(io_channel_close(ch), EIO);
+	fault_io_detach(f);
+}
+
 /* ---- OFD lock ---- */
 
 static void test_ofd_lock(void)
@@ -1036,6 +1074,7 @@ int main(void)
 	test_invalidate_and_sync_range();
 	test_options_and_stats();
 	test_device_faults();
+	test_block_faults();
 	test_ofd_lock();
 	test_blockdev();
 	test_threads();

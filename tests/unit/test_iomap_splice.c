@@ -50,11 +50,16 @@ static ssize_t gather(struct fs *fs, const struct fs_data_seg *segs,
 	return done;
 }
 
-/* Pinned reads give what file_read gives, holes and unwritten included. */
+/*
+ * Pinned reads give what was written, and what file_read gives, holes and
+ * unwritten ranges included.
+ */
 static void test_pin_equals_read(void)
 {
 	const char *img = unit_mkfs("pin.img", "-t ext4 -b 4096", 65536);
 	static char data[1 << 20], a[1 << 20], b[1 << 20];
+	static char model[(2 << 20) + 4096]; /* the file as written */
+	const off_t size = 800000 + 123457;
 	static const struct { off_t off, len; } reads[] = {
 		{ 0, 1 << 20 }, { 4096, 65536 }, { 100000, 300000 },
 		{ 700000, 1 << 20 }, { 900000, 4096 }, { 2 << 20, 4096 },
@@ -72,13 +77,23 @@ static void test_pin_equals_read(void)
 	CHECK_EQ(file_fallocate(fs, ino, FALLOC_FL_KEEP_SIZE, 500000, 200000),
 		 0);
 	CHECK_EQ(file_write(fs, ino, data, 123457, 800000, 0, &root), 123457);
+	memcpy(model, data, 100000);
+	memcpy(model + 300000, data, 5000);
+	memcpy(model + 800000, data, 123457);
 	for (i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
-		want = file_read(fs, ino, a, reads[i].len, reads[i].off);
+		off_t end = reads[i].off + reads[i].len;
+
+		want = (end < size ? end : size) - reads[i].off;
+		if (want < 0)
+			want = 0;
+		CHECK_EQ(file_read(fs, ino, a, reads[i].len, reads[i].off),
+			 want);
 		got = file_read_pin(fs, ino, reads[i].off, reads[i].len, segs,
 				    32, &n, &pin);
 		CHECK_EQ(got, want);
-		if (got > 0) {
+		if (got > 0 && got == want) {
 			CHECK_EQ(gather(fs, segs, n, b), got);
+			CHECK(!memcmp(b, model + reads[i].off, got));
 			CHECK(!memcmp(a, b, got));
 		}
 		fs_data_unpin(fs, pin, segs, n);
