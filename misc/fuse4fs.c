@@ -484,6 +484,21 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 /*
+ * Beneath libfuse (fuse_io.c), which cannot decode these requests.
+ * STATX: the attributes with birth time and inode flags.
+ */
+static int below_statx(struct glue *g, uint64_t node, struct fs_statx *sx,
+		       double *timeout)
+{
+	*timeout = TIMEOUT;
+	return inode_statx(g->fs, node_to_ino(node), sx);
+}
+
+static const struct glue_below_ops fuse4fs_below = {
+	.statx = below_statx,
+};
+
+/*
  * Reads from this size up are answered by splicing the data from the
  * image into the reply (below it libfuse copies through a buffer
  * anyway), as long as GLUE_READ_SEGS extents and holes cover them.
@@ -1140,6 +1155,7 @@ int main(int argc, char *argv[])
 	 * before every write.
 	 */
 	g.init_want = GLUE_INIT_KILLPRIV_V2 | GLUE_INIT_DIRECT_IO_MMAP;
+	g.below = &fuse4fs_below;
 	/* Before the image is touched: a bad FUSE option fails cleanly. */
 	se = fuse_session_new(&args, &fuse4fs_ops, sizeof(fuse4fs_ops), &g);
 	if (!se) {

@@ -48,6 +48,8 @@ struct glue {
 	 */
 	uint64_t init_want;
 	uint64_t init_got;
+	/* Set before glue_run: see struct glue_below_ops (fuse_io.c). */
+	const struct glue_below_ops *below;
 };
 
 /*
@@ -211,8 +213,22 @@ int glue_ioctl(struct glue *g, ext2_ino_t ino, unsigned cmd,
 /* ---- fuse_io.c: beneath libfuse (request counters, INIT flags) ---- */
 
 /*
- * Counts every request the session reads, by opcode, and adds the INIT
- * flags libfuse does not know (g->init_want). Call right after
+ * Requests libfuse 3.14 cannot decode, answered beneath it by fuse_io.c
+ * through these front-end callbacks (0 or -errno). A front-end without
+ * them (g->below NULL) leaves those requests to libfuse, which answers
+ * ENOSYS: the kernel then stops sending them and falls back (GETATTR
+ * without birth time).
+ */
+struct glue_below_ops {
+	/* FUSE_STATX of node; *timeout: how long the kernel may cache it. */
+	int (*statx)(struct glue *g, uint64_t node, struct fs_statx *sx,
+		     double *timeout);
+};
+
+/*
+ * Counts every request the session reads, by opcode, adds the INIT
+ * flags libfuse does not know (g->init_want) and answers through
+ * g->below what libfuse cannot (FUSE_STATX). Call right after
  * fuse_session_mount. 0, or -1 after printing why.
  */
 int glue_stats_attach(struct glue *g, struct fuse_session *se);

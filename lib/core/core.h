@@ -100,6 +100,18 @@ unsigned fs_time_gran(struct fs *fs);
 
 int inode_getattr(struct fs *fs, ext2_ino_t ino, struct stat *st);
 
+/* What statx(2) tells beyond stat: birth time and some inode flags. */
+struct fs_statx {
+	struct stat st;
+	int has_btime;            /* 0 on inodes without room for one */
+	struct timespec btime;
+	uint64_t attributes;      /* STATX_ATTR_* set on this inode */
+	uint64_t attributes_mask; /* STATX_ATTR_* the filesystem reports */
+};
+
+/* inode_getattr plus birth time and attributes, as ext4 reports them. */
+int inode_statx(struct fs *fs, ext2_ino_t ino, struct fs_statx *sx);
+
 /* Which fields inode_setattr changes. */
 #define FS_SET_MODE      (1u << 0)
 #define FS_SET_UID       (1u << 1)
