@@ -3,8 +3,8 @@
  * /dev/fuse: count every request by opcode (so fuse2fs counts what the
  * kernel sends, not the high-level API's path operations), negotiate
  * INIT flags libfuse 3.14 does not know (g->init_want), and answer the
- * requests it cannot decode (FUSE_STATX) through the front-end's
- * g->below, replying on /dev/fuse directly. The counts and
+ * requests it cannot decode (FUSE_STATX, FUSE_TMPFILE) through the
+ * front-end's g->below, replying on /dev/fuse directly. The counts and
  * the core's cache counters are printed on SIGUSR1, by a thread of their
  * own, and at unmount under -o debug.
  */
@@ -234,6 +234,72 @@ static void answer_statx(struct glue *g, int fd,
 	reply_below(fd, h->unique, 0, &body, 1);
 }
 
+static void fill_attr(struct fuse_attr *a, const struct stat *st)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = st->st_ino;
+	a->size = st->st_size;
+	a->blocks = st->st_blocks;
+	a->atime = st->st_atim.tv_sec;
+	a->mtime = st->st_mtim.tv_sec;
+	a->ctime = st->st_ctim.tv_sec;
+	a->atimensec = st->st_atim.tv_nsec;
+	a->mtimensec = st->st_mtim.tv_nsec;
+	a->ctimensec = st->st_ctim.tv_nsec;
+	a->mode = st->st_mode;
+	a->nlink = st->st_nlink;
+	a->uid = st->st_uid;
+	a->gid = st->st_gid;
+	a->rdev = st->st_rdev;
+	a->blksize = st->st_blksize;
+}
+
+/*
+ * FUSE_TMPFILE carries a fuse_create_in and a name (the kernel's "/"),
+ * and is answered like CREATE: an entry and an open file.
+ */
+static void answer_tmpfile(struct glue *g, int fd,
+			   const struct fuse_in_header *h, size_t n)
+{
+	const struct fuse_create_in *in = (const void *)(h + 1);
+	struct fuse_entry_out entry;
+	struct fuse_open_out open;
+	struct glue_tmpfile t;
+	struct fs_cred cred;
+	struct iovec body[2] = {
+		{ .iov_base = &entry, .iov_len = sizeof(entry) },
+		{ .iov_base = &open, .iov_len = sizeof(open) },
+	};
+	int ret;
+
+	if (n < sizeof(*h) + sizeof(*in)) {
+		reply_below(fd, h->unique, -EINVAL, NULL, 0);
+		return;
+	}
+	glue_cred(g, NULL, h->uid, h->gid, in->umask, &cred);
+	/* Supplementary groups come from libfuse's request, which has none. */
+	cred.in_group = NULL;
+	memset(&t, 0, sizeof(t));
+	ret = g->below->tmpfile(g, h->nodeid, in->mode, in->flags, &cred, &t);
+	if (ret) {
+		reply_below(fd, h->unique, ret, NULL, 0);
+		return;
+	}
+	memset(&entry, 0, sizeof(entry));
+	entry.nodeid = t.node;
+	set_valid(&entry.entry_valid, &entry.entry_valid_nsec, t.timeout);
+	set_valid(&entry.attr_valid, &entry.attr_valid_nsec, t.timeout);
+	fill_attr(&entry.attr, &t.st);
+	memset(&open, 0, sizeof(open));
+	open.fh = t.fh;
+	if (t.direct_io)
+		open.open_flags |= FOPEN_DIRECT_IO;
+	if (t.keep_cache)
+		open.open_flags |= FOPEN_KEEP_CACHE;
+	if (reply_below(fd, h->unique, 0, body, 2))
+		g->below->tmpfile_undo(g, &t);
+}
+
 /* 1 if the request was answered here, 0 if it goes on to libfuse. */
 static int answer_below(int fd, const struct fuse_in_header *h, size_t n)
 {
@@ -247,6 +313,11 @@ static int answer_below(int fd, const struct fuse_in_header *h, size_t n)
 		    n < sizeof(*h) + sizeof(struct io_statx_in))
 			return 0;
 		answer_statx(g, fd, h);
+		return 1;
+	case FUSE_TMPFILE:
+		if (!g->below->tmpfile)
+			return 0;
+		answer_tmpfile(g, fd, h, n);
 		return 1;
 	}
 	return 0;

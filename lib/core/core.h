@@ -151,6 +151,15 @@ int namei_mkdir(struct fs *fs, ext2_ino_t dir, const char *name, mode_t mode,
 int namei_symlink(struct fs *fs, ext2_ino_t dir, const char *name,
 		  const char *target, const struct fs_cred *cred,
 		  struct stat *st);
+/*
+ * O_TMPFILE: a regular file without a name (no entry in dir, no link),
+ * on the orphan list from the start. It lives while referenced: the
+ * caller takes the kernel's reference (fs_iref_get) at once; namei_link
+ * gives it a name (and takes it off the list), or the last fs_iref_put
+ * frees it. st gets its attributes (st_nlink 0).
+ */
+int namei_tmpfile(struct fs *fs, ext2_ino_t dir, mode_t mode,
+		  const struct fs_cred *cred, struct stat *st);
 /* Copies at most size-1 bytes of the target, NUL-terminated. */
 int namei_readlink(struct fs *fs, ext2_ino_t ino, char *buf, size_t size);
 /* Adds a name for ino in dir; st gets ino's new attributes. */
