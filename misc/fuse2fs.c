@@ -99,6 +99,90 @@ static int shared_has(ext2_ino_t ino)
 	return ret;
 }
 
+/*
+ * The paths under which files of the shared table are open: a write(2)
+ * through one name must drop what the other names' kernel inodes cached
+ * (a shared mapping keeps its pages even under direct_io). One entry per
+ * open handle; a rename of the open file leaves its entry on the old
+ * path, which then invalidates nothing or another file's cache.
+ */
+struct open_name {
+	ext2_ino_t ino;
+	const char *path; /* the handle's gf->path */
+	struct open_name *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct open_name *head;
+} open_names = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int open_name_add(ext2_ino_t ino, const char *path)
+{
+	struct open_name *n = malloc(sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n->ino = ino;
+	n->path = path;
+	pthread_mutex_lock(&open_names.lock);
+	n->next = open_names.head;
+	open_names.head = n;
+	pthread_mutex_unlock(&open_names.lock);
+	return 0;
+}
+
+static void open_name_del(const char *path)
+{
+	struct open_name **p, *n = NULL;
+
+	pthread_mutex_lock(&open_names.lock);
+	for (p = &open_names.head; *p; p = &(*p)->next) {
+		if ((*p)->path == path) {
+			n = *p;
+			*p = n->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_names.lock);
+	free(n);
+}
+
+/*
+ * Drops the page caches of ino's other open names, around a write through
+ * path. The kernel writes back their dirty pages first and waits for it,
+ * which another thread must serve: so not with -s, and not for the
+ * write-back of cached pages (a msync of a mapping), which the pages of
+ * another name could be waiting on in turn.
+ */
+static void invalidate_other_names(ext2_ino_t ino, const char *path)
+{
+	struct fuse *f = fuse_get_context()->fuse;
+	struct open_name *n;
+	char **paths = NULL, **more;
+	size_t i, count = 0;
+
+	pthread_mutex_lock(&open_names.lock);
+	for (n = open_names.head; n; n = n->next) {
+		if (n->ino != ino || !strcmp(n->path, path))
+			continue;
+		more = realloc(paths, (count + 1) * sizeof(*paths));
+		if (!more)
+			break;
+		paths = more;
+		paths[count] = strdup(n->path);
+		if (paths[count])
+			count++;
+	}
+	pthread_mutex_unlock(&open_names.lock);
+	/* Not under the lock: the kernel may send requests meanwhile. */
+	for (i = 0; i < count; i++) {
+		fuse_invalidate_path(f, paths[i]);
+		free(paths[i]);
+	}
+	free(paths);
+}
+
 static struct glue *ctx_glue(void)
 {
 	return fuse_get_context()->private_data;
@@ -437,7 +521,7 @@ static int new_handle(struct fuse_file_info *fi, ext2_ino_t ino,
 	struct glue_file *gf;
 	char *copy = NULL;
 	unsigned opts = 0;
-	int ret;
+	int ret, shared;
 
 	if (st) {
 		ret = glue_open_opts(ctx_glue(), ino, fi->flags, cred, st,
@@ -451,21 +535,28 @@ static int new_handle(struct fuse_file_info *fi, ext2_ino_t ino,
 			opts |= GLUE_FILE_DIRECT;
 		}
 	}
-	if (opts & GLUE_FILE_KILLPRIV) {
+	shared = st && shared_has(ino);
+	if ((opts & GLUE_FILE_KILLPRIV) || shared) {
 		copy = strdup(path);
 		if (!copy)
 			return -ENOMEM;
 	}
+	if (shared && open_name_add(ino, copy)) {
+		free(copy);
+		return -ENOMEM;
+	}
 	fi->fh = glue_file_new(ino, fi->flags, opts);
 	gf = glue_file_get(fi->fh);
 	if (!gf) {
+		if (shared)
+			open_name_del(copy);
 		free(copy);
 		return -ENOMEM;
 	}
 	gf->path = copy;
 	fs_iref_get(ctx_fs(), ino);
 	fi->direct_io = !!(opts & GLUE_FILE_DIRECT);
-	fi->keep_cache = st && !fi->direct_io && !shared_has(ino);
+	fi->keep_cache = st && !fi->direct_io && !shared;
 	return 0;
 }
 
@@ -475,6 +566,8 @@ static void drop_handle(struct fuse_file_info *fi)
 
 	if (!gf)
 		return;
+	if (gf->path)
+		open_name_del(gf->path);
 	fs_iref_put(ctx_fs(), gf->ino, 1);
 	glue_file_free(fi->fh);
 	fi->fh = 0;
@@ -534,13 +627,21 @@ static int op_write(const char *path, const char *buf, size_t size,
 {
 	struct glue_file *gf = glue_file_get(fi->fh);
 	struct fs_cred cred;
-
+	int others;
 	ssize_t ret;
 
 	(void)path;
 	if (!gf)
 		return -EBADF;
 	ctx_cred(&cred);
+	/*
+	 * The file's other names: their dirty pages go to the file before
+	 * this write (else they would overwrite it later), and what they
+	 * cached is dropped after it.
+	 */
+	others = gf->path && !fi->writepage && !ctx_glue()->cmd.singlethread;
+	if (others)
+		invalidate_other_names(gf->ino, gf->path);
 	ret = file_write(ctx_fs(), gf->ino, buf, size, off,
 			 glue_write_appends(ctx_glue(), gf, fi), &cred);
 	/*
@@ -548,8 +649,10 @@ static int op_write(const char *path, const char *buf, size_t size,
 	 * on showing its cached mode. The open bypasses the page cache, so
 	 * dropping it with the attributes holds no page lock up.
 	 */
-	if (ret > 0 && gf->path)
+	if (ret > 0 && (gf->opts & GLUE_FILE_KILLPRIV))
 		fuse_invalidate_path(fuse_get_context()->fuse, gf->path);
+	if (ret > 0 && others)
+		invalidate_other_names(gf->ino, gf->path);
 	return ret;
 }
 
@@ -844,9 +947,11 @@ int main(int argc, char *argv[])
 	/*
 	 * The core clears setuid/setgid itself on write, truncate and
 	 * chown; the kernel then stops asking for security.capability
-	 * before every write.
+	 * before every write. Files with several names are opened with
+	 * direct_io (see new_handle): the kernel maps them shared only if
+	 * told it may.
 	 */
-	g.init_want = GLUE_INIT_KILLPRIV_V2;
+	g.init_want = GLUE_INIT_KILLPRIV_V2 | GLUE_INIT_DIRECT_IO_MMAP;
 	/* Before the image is touched: a bad FUSE option fails cleanly. */
 	f = fuse_new(&args, &fuse2fs_ops, sizeof(fuse2fs_ops), &g);
 	if (!f) {

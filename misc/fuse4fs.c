@@ -484,6 +484,60 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 /*
+ * Beneath libfuse (fuse_io.c), which cannot decode these requests.
+ * STATX: the attributes with birth time and inode flags.
+ */
+static int below_statx(struct glue *g, uint64_t node, struct fs_statx *sx,
+		       double *timeout)
+{
+	*timeout = TIMEOUT;
+	return inode_statx(g->fs, node_to_ino(node), sx);
+}
+
+/*
+ * TMPFILE: answered like CREATE, with the lookup reference the entry
+ * hands the kernel; the orphaned inode lives until its last FORGET, or
+ * gets a name through LINK (linkat with AT_EMPTY_PATH).
+ */
+static int below_tmpfile(struct glue *g, uint64_t dir, mode_t mode,
+			 int flags, const struct fs_cred *cred,
+			 struct glue_tmpfile *t)
+{
+	struct fuse_file_info fi;
+	int ret;
+
+	ret = namei_tmpfile(g->fs, node_to_ino(dir), mode, cred, &t->st);
+	if (ret)
+		return ret;
+	fs_iref_get(g->fs, t->st.st_ino);
+	memset(&fi, 0, sizeof(fi));
+	fi.flags = flags & ~(O_TMPFILE | O_CREAT | O_EXCL);
+	ret = new_handle(g, &fi, t->st.st_ino, cred, &t->st);
+	if (ret) {
+		fs_iref_put(g->fs, t->st.st_ino, 1);
+		return ret;
+	}
+	t->node = ino_to_node(t->st.st_ino);
+	t->timeout = TIMEOUT;
+	t->fh = fi.fh;
+	t->direct_io = fi.direct_io;
+	t->keep_cache = fi.keep_cache;
+	return 0;
+}
+
+static void below_tmpfile_undo(struct glue *g, const struct glue_tmpfile *t)
+{
+	glue_file_free(t->fh);
+	fs_iref_put(g->fs, node_to_ino(t->node), 1);
+}
+
+static const struct glue_below_ops fuse4fs_below = {
+	.statx = below_statx,
+	.tmpfile = below_tmpfile,
+	.tmpfile_undo = below_tmpfile_undo,
+};
+
+/*
  * Reads from this size up are answered by splicing the data from the
  * image into the reply (below it libfuse copies through a buffer
  * anyway), as long as GLUE_READ_SEGS extents and holes cover them.
@@ -1140,6 +1194,7 @@ int main(int argc, char *argv[])
 	 * before every write.
 	 */
 	g.init_want = GLUE_INIT_KILLPRIV_V2 | GLUE_INIT_DIRECT_IO_MMAP;
+	g.below = &fuse4fs_below;
 	/* Before the image is touched: a bad FUSE option fails cleanly. */
 	se = fuse_session_new(&args, &fuse4fs_ops, sizeof(fuse4fs_ops), &g);
 	if (!se) {

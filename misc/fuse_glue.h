@@ -48,6 +48,8 @@ struct glue {
 	 */
 	uint64_t init_want;
 	uint64_t init_got;
+	/* Set before glue_run: see struct glue_below_ops (fuse_io.c). */
+	const struct glue_below_ops *below;
 };
 
 /*
@@ -210,9 +212,42 @@ int glue_ioctl(struct glue *g, ext2_ino_t ino, unsigned cmd,
 
 /* ---- fuse_io.c: beneath libfuse (request counters, INIT flags) ---- */
 
+/* A FUSE_TMPFILE answered: the entry and the open file it hands out. */
+struct glue_tmpfile {
+	uint64_t node;   /* node id of the new inode */
+	struct stat st;
+	double timeout;  /* of the entry and its attributes */
+	uint64_t fh;
+	int direct_io;
+	int keep_cache;
+};
+
 /*
- * Counts every request the session reads, by opcode, and adds the INIT
- * flags libfuse does not know (g->init_want). Call right after
+ * Requests libfuse 3.14 cannot decode, answered beneath it by fuse_io.c
+ * through these front-end callbacks (0 or -errno). A front-end without
+ * them (g->below NULL) leaves those requests to libfuse, which answers
+ * ENOSYS: the kernel then stops sending them and falls back (GETATTR
+ * without birth time; O_TMPFILE fails with EOPNOTSUPP).
+ */
+struct glue_below_ops {
+	/* FUSE_STATX of node; *timeout: how long the kernel may cache it. */
+	int (*statx)(struct glue *g, uint64_t node, struct fs_statx *sx,
+		     double *timeout);
+	/*
+	 * FUSE_TMPFILE in dir: creates and opens the file with open(2)
+	 * flags, filling *t; the kernel holds a lookup reference on the
+	 * node once the reply is sent.
+	 */
+	int (*tmpfile)(struct glue *g, uint64_t dir, mode_t mode, int flags,
+		       const struct fs_cred *cred, struct glue_tmpfile *t);
+	/* The reply did not reach the kernel: gives back what t holds. */
+	void (*tmpfile_undo)(struct glue *g, const struct glue_tmpfile *t);
+};
+
+/*
+ * Counts every request the session reads, by opcode, adds the INIT
+ * flags libfuse does not know (g->init_want) and answers through
+ * g->below what libfuse cannot (FUSE_STATX, FUSE_TMPFILE). Call right after
  * fuse_session_mount. 0, or -1 after printing why.
  */
 int glue_stats_attach(struct glue *g, struct fuse_session *se);

@@ -111,6 +111,18 @@ unsigned fs_time_gran(struct fs *fs);
 
 int inode_getattr(struct fs *fs, ext2_ino_t ino, struct stat *st);
 
+/* What statx(2) tells beyond stat: birth time and some inode flags. */
+struct fs_statx {
+	struct stat st;
+	int has_btime;            /* 0 on inodes without room for one */
+	struct timespec btime;
+	uint64_t attributes;      /* STATX_ATTR_* set on this inode */
+	uint64_t attributes_mask; /* STATX_ATTR_* the filesystem reports */
+};
+
+/* inode_getattr plus birth time and attributes, as ext4 reports them. */
+int inode_statx(struct fs *fs, ext2_ino_t ino, struct fs_statx *sx);
+
 /* Which fields inode_setattr changes. */
 #define FS_SET_MODE      (1u << 0)
 #define FS_SET_UID       (1u << 1)
@@ -150,6 +162,15 @@ int namei_mkdir(struct fs *fs, ext2_ino_t dir, const char *name, mode_t mode,
 int namei_symlink(struct fs *fs, ext2_ino_t dir, const char *name,
 		  const char *target, const struct fs_cred *cred,
 		  struct stat *st);
+/*
+ * O_TMPFILE: a regular file without a name (no entry in dir, no link),
+ * on the orphan list from the start. It lives while referenced: the
+ * caller takes the kernel's reference (fs_iref_get) at once; namei_link
+ * gives it a name (and takes it off the list), or the last fs_iref_put
+ * frees it. st gets its attributes (st_nlink 0).
+ */
+int namei_tmpfile(struct fs *fs, ext2_ino_t dir, mode_t mode,
+		  const struct fs_cred *cred, struct stat *st);
 /* Copies at most size-1 bytes of the target, NUL-terminated. */
 int namei_readlink(struct fs *fs, ext2_ino_t ino, char *buf, size_t size);
 /* Adds a name for ino in dir; st gets ino's new attributes. */

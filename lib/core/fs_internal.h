@@ -129,6 +129,8 @@ void fsi_get_time(const struct ext2_inode_large *inode, enum fsi_time which,
 /* Stores ts; seconds beyond 32 bits need the extra fields (else clamped). */
 void fsi_set_time(struct ext2_inode_large *inode, enum fsi_time which,
 		  const struct timespec *ts);
+/* Has the inode room for a birth time (i_crtime)? Small inodes do not. */
+int fsi_has_crtime(const struct ext2_inode_large *inode);
 #define FSI_TOUCH_ATIME (1u << 0)
 #define FSI_TOUCH_MTIME (1u << 1)
 #define FSI_TOUCH_CTIME (1u << 2)

@@ -3,6 +3,7 @@
  * kernel's rules for immutable and append-only inodes and for setuid and
  * setgid bits, and access(2) as root sees it.
  */
+#include <string.h>
 #include <unistd.h>
 
 #include "core/fs_internal.h"
@@ -17,6 +18,44 @@ int inode_getattr(struct fs *fs, ext2_ino_t ino, struct stat *st)
 	if (ret)
 		goto out;
 	fsi_to_stat(fs, ino, &inode, st);
+out:
+	fs_unlock(fs);
+	return ret;
+}
+
+/* The inode flags statx(2) reports on ext4, and as what. */
+static const struct {
+	__u32 flag;
+	uint64_t attr;
+} statx_flags[] = {
+	{ EXT2_APPEND_FL, STATX_ATTR_APPEND },
+	{ EXT2_COMPR_FL, STATX_ATTR_COMPRESSED },
+	{ EXT4_ENCRYPT_FL, STATX_ATTR_ENCRYPTED },
+	{ EXT2_IMMUTABLE_FL, STATX_ATTR_IMMUTABLE },
+	{ EXT2_NODUMP_FL, STATX_ATTR_NODUMP },
+	{ EXT4_VERITY_FL, STATX_ATTR_VERITY },
+};
+
+int inode_statx(struct fs *fs, ext2_ino_t ino, struct fs_statx *sx)
+{
+	struct ext2_inode_large inode;
+	size_t i;
+	int ret;
+
+	memset(sx, 0, sizeof(*sx));
+	fs_lock(fs);
+	ret = fsi_read(fs, ino, &inode);
+	if (ret)
+		goto out;
+	fsi_to_stat(fs, ino, &inode, &sx->st);
+	sx->has_btime = fsi_has_crtime(&inode);
+	if (sx->has_btime)
+		fsi_get_time(&inode, FSI_CRTIME, &sx->btime);
+	for (i = 0; i < sizeof(statx_flags) / sizeof(statx_flags[0]); i++) {
+		sx->attributes_mask |= statx_flags[i].attr;
+		if (inode.i_flags & statx_flags[i].flag)
+			sx->attributes |= statx_flags[i].attr;
+	}
 out:
 	fs_unlock(fs);
 	return ret;

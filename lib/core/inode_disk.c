@@ -96,6 +96,11 @@ static struct time_fields time_fields(struct ext2_inode_large *inode,
 	return f;
 }
 
+int fsi_has_crtime(const struct ext2_inode_large *inode)
+{
+	return has_extra(inode, EXTRA_END(i_crtime));
+}
+
 #define EPOCH_BITS 2
 #define EPOCH_MASK ((1u << EPOCH_BITS) - 1)
 
