@@ -45,6 +45,7 @@ enum {
 	KEY_CACHE_SIZE,
 	KEY_ALLOW_ROOT,
 	KEY_MAX_READ,
+	KEY_DISCARD,
 	KEY_IGNORE,
 	KEY_REFUSE,
 };
@@ -58,6 +59,8 @@ static const struct fuse_opt glue_opt_spec[] = {
 	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
 	FUSE_OPT_KEY("allow_root", KEY_ALLOW_ROOT),
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
+	FUSE_OPT_KEY("discard", KEY_DISCARD),
+	FUSE_OPT_KEY("nodiscard", KEY_DISCARD),
 	/*
 	 * What mount(8) and mount.fuse3 pass on that libfuse 3.14 rejects:
 	 * fstab-only words, and VFS flags it has no table entry for. They
@@ -169,6 +172,9 @@ static int glue_opt_proc(void *data, const char *arg, int key,
 		/* libfuse 3.14 wants init to repeat it: see glue_init_conn. */
 		g->max_read = strtoul(val + 1, NULL, 10);
 		return 1;
+	case KEY_DISCARD:
+		g->fsopts.discard = !strcmp(arg, "discard");
+		return 0;
 	case KEY_IGNORE:
 		return 0;
 	case KEY_REFUSE:
@@ -218,6 +224,8 @@ static void usage(const struct glue *g)
 	       "                           (default: what the superblock says)\n"
 	       "    -o iomap=auto|on|off   file data path (default: auto)\n"
 	       "    -o cache_size=N[KMG]   metadata cache size in bytes\n"
+	       "    -o discard             give freed blocks back to the image file\n"
+	       "                           or device as they are freed (batched)\n"
 	       "\nFUSE options:\n",
 	       g->progname, g->progname);
 	fflush(stdout);
@@ -830,6 +838,27 @@ static int fssetxattr(struct glue *g, ext2_ino_t ino, const struct fsxattr *fa,
 	return ioctl_setflags(g->fs, ino, flags, cred);
 }
 
+/* FITRIM's range is read and written back with len = bytes trimmed. */
+static int fitrim(struct glue *g, const void *in, size_t in_size, void *out,
+		  size_t out_size, size_t *out_len, const struct fs_cred *cred)
+{
+	struct fstrim_range r;
+	uint64_t len;
+	int ret;
+
+	if (in_size < sizeof(r) || out_size < sizeof(r))
+		return -EINVAL;
+	memcpy(&r, in, sizeof(r));
+	len = r.len;
+	ret = ioctl_fitrim(g->fs, r.start, &len, r.minlen, cred);
+	if (ret)
+		return ret;
+	r.len = len;
+	memcpy(out, &r, sizeof(r));
+	*out_len = sizeof(r);
+	return 0;
+}
+
 int glue_ioctl(struct glue *g, ext2_ino_t ino, unsigned cmd,
 	       const void *in, size_t in_size, void *out, size_t out_size,
 	       size_t *out_len, const struct fs_cred *cred)
@@ -872,6 +901,8 @@ int glue_ioctl(struct glue *g, ext2_ino_t ino, unsigned cmd,
 			return -EINVAL;
 		memcpy(&fa, in, sizeof(fa));
 		return fssetxattr(g, ino, &fa, cred);
+	case FITRIM:
+		return fitrim(g, in, in_size, out, out_size, out_len, cred);
 	default:
 		return -ENOTTY;
 	}

@@ -243,6 +243,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		ret = itable_ra_init(fs);
 	if (!ret)
 		ret = iref_init(fs);
+	if (!ret)
+		ret = trim_init(fs, opts->discard);
 	if (ret)
 		goto fail;
 	if (!fs->readonly) {
@@ -259,6 +261,7 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	return 0;
 
 fail:
+	trim_fini(fs);
 	if (fs->e2)
 		ext2fs_close_free(&fs->e2);
 	iref_fini(fs);
@@ -290,6 +293,7 @@ int fs_close(struct fs *fs)
 			      (sb->s_state & EXT2_ERROR_FS);
 		ext2fs_mark_super_dirty(fs->e2);
 	}
+	trim_fini(fs);
 	err = ext2fs_close_free(&fs->e2);
 	if (err)
 		ret = -EIO;
@@ -364,12 +368,11 @@ int fs_statfs(struct fs *fs, struct statvfs *st)
 	return 0;
 }
 
-int fs_sync(struct fs *fs)
+int fs_flush_locked(struct fs *fs)
 {
 	errcode_t err = 0;
 	int ret;
 
-	fs_lock(fs);
 	if (fs->e2->flags & EXT2_FLAG_RW) {
 		err = ext2fs_write_bitmaps(fs->e2);
 		if (!err)
@@ -378,6 +381,17 @@ int fs_sync(struct fs *fs)
 			err = io_channel_flush(fs->e2->io);
 	}
 	ret = FS_ERR(fs, err, 0);
+	if (!ret)
+		trim_synced(fs);
+	return ret;
+}
+
+int fs_sync(struct fs *fs)
+{
+	int ret;
+
+	fs_lock(fs);
+	ret = fs_flush_locked(fs);
 	fs_unlock(fs);
 	/* On the device now: the FUSE page cache's copy is the one to keep. */
 	if (!ret)

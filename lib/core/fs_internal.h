@@ -25,6 +25,7 @@ struct iref_table;
 struct map_cache;
 struct uncache;
 struct dir_csum;
+struct trim;
 
 struct fs {
 	uint32_t magic;
@@ -50,15 +51,41 @@ struct fs {
 	unsigned gen_left;           /* of gen_pool not handed out yet */
 	char *dir_bufs[FS_DIR_BUFS]; /* free directory block buffers (dir.c) */
 	unsigned dir_nbufs;
+	struct trim *trim;       /* FITRIM and -o discard state (trim.c) */
+	int discard_due;         /* -o discard: a batch waits for a flush */
 };
+
+/* ---- trim.c: FITRIM and -o discard ---- */
+
+/* After the bitmaps are read: hooks block frees. 0 or -errno. */
+int trim_init(struct fs *fs, int discard);
+/* Flushes and discards what -o discard still holds, unhooks, frees. */
+void trim_fini(struct fs *fs);
+/* Called by fs_flush_locked once metadata is on the device. */
+void trim_synced(struct fs *fs);
+/* Flushes, so that the -o discard batch that is due gets discarded. */
+void trim_commit_due(struct fs *fs);
+/*
+ * FITRIM: discards free runs of at least minlen bytes within the bytes
+ * [start, start + len) of the filesystem; *trimmed gets the bytes
+ * discarded. 0, -EINVAL, -EROFS, -EOPNOTSUPP or -errno.
+ */
+int trim_fs(struct fs *fs, uint64_t start, uint64_t len, uint64_t minlen,
+	    uint64_t *trimmed);
 
 static inline void fs_lock(struct fs *fs)
 {
 	pthread_mutex_lock(&fs->lock);
 }
 
+/*
+ * The end of a locked section is where the metadata is whole again: a
+ * due -o discard batch is flushed and discarded there.
+ */
 static inline void fs_unlock(struct fs *fs)
 {
+	if (fs->discard_due)
+		trim_commit_due(fs);
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -79,6 +106,15 @@ int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
 void fs_notify_attr(struct fs *fs, ext2_ino_t ino);
 /* -EROFS if the filesystem cannot be written now, else 0. */
 int fs_writable(struct fs *fs);
+
+/* ---- fs.c ---- */
+
+/*
+ * Writes bitmaps, superblock, descriptors and cached blocks and syncs
+ * the device (nothing for a read-only fs); then -o discard's batch goes.
+ * 0 or -errno.
+ */
+int fs_flush_locked(struct fs *fs);
 
 /* ---- itable_ra.c: read-ahead of inode tables ---- */
 
