@@ -382,6 +382,12 @@ int glue_run(struct glue *g, struct fuse_session *se, struct fuse *f)
 	if (glue_stats_start(g))
 		fprintf(stderr, "%s: no request counters on SIGUSR1\n",
 			g->progname);
+	ret = fs_start_background(g->fs);
+	if (ret < 0) {
+		fprintf(stderr, "%s: %s: cannot start the MMP updater: %s\n",
+			g->progname, g->device, strerror(-ret));
+		goto out_unmount;
+	}
 	if (g->cmd.singlethread) {
 		ret = f ? fuse_loop(f) : fuse_session_loop(se);
 	} else {

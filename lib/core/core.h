@@ -76,6 +76,12 @@ struct fs_cred {
 int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg);
 /* Flushes everything, marks the superblock clean, frees fs. */
 int fs_close(struct fs *fs);
+/*
+ * Starts the core's background work: the MMP updater of a read-write
+ * mount of an mmp filesystem. Call once after daemonizing (threads do not
+ * survive fork). 0 or -errno.
+ */
+int fs_start_background(struct fs *fs);
 int fs_statfs(struct fs *fs, struct statvfs *st);
 /* Writes all dirty metadata and data to the device. */
 int fs_sync(struct fs *fs);

@@ -197,6 +197,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 			goto fail;
 		flags |= EXT2_FLAG_RW | EXT2_FLAG_EXCLUSIVE;
 	}
+	/* MMP the way a mount does it, not e2fsck's way (mmp.c). */
+	flags |= EXT2_FLAG_SKIP_MMP;
 	/* Never NULL options: libext2fs would split the name at a '?'. */
 	if (opts->cache_size)
 		snprintf(io_opts, sizeof(io_opts), "cache_size=%llu",
@@ -217,6 +219,9 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	if (ret)
 		goto fail;
 	ret = check_features(fs, msg);
+	if (ret)
+		goto fail;
+	ret = mmp_start(fs, msg);
 	if (ret)
 		goto fail;
 	err = ext2fs_read_bitmaps(fs->e2);
@@ -261,9 +266,11 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	return 0;
 
 fail:
+	mmp_stop(fs);
 	trim_fini(fs);
 	if (fs->e2)
 		ext2fs_close_free(&fs->e2);
+	mmp_finish(fs);
 	iref_fini(fs);
 	map_cache_fini(fs);
 	uncache_fini(fs);
@@ -284,6 +291,7 @@ int fs_close(struct fs *fs)
 
 	if (!fs)
 		return 0;
+	mmp_stop(fs);
 	fs_lock(fs);
 	iref_fini(fs);
 	sb = fs->e2->super;
@@ -297,6 +305,7 @@ int fs_close(struct fs *fs)
 	err = ext2fs_close_free(&fs->e2);
 	if (err)
 		ret = -EIO;
+	mmp_finish(fs);
 	map_cache_fini(fs);
 	uncache_fini(fs);
 	itable_ra_fini(fs);

@@ -26,6 +26,7 @@ struct map_cache;
 struct uncache;
 struct dir_csum;
 struct trim;
+struct mmp;
 
 struct fs {
 	uint32_t magic;
@@ -53,7 +54,27 @@ struct fs {
 	unsigned dir_nbufs;
 	struct trim *trim;       /* FITRIM and -o discard state (trim.c) */
 	int discard_due;         /* -o discard: a batch waits for a flush */
+	struct mmp *mmp;         /* multi-mount protection (mmp.c) */
 };
+
+/* ---- mmp.c: multi-mount protection ---- */
+
+/*
+ * At a read-write open of an mmp filesystem, before anything is written:
+ * checks the MMP block (waiting as ext4 does) and claims it. 0, or -errno
+ * with *msg. Called without fs->lock.
+ */
+int mmp_start(struct fs *fs, const char **msg);
+/*
+ * Stops the updater and, unless another node took the block, makes
+ * ready the clean value. Called without fs->lock: the updater takes it.
+ */
+void mmp_stop(struct fs *fs);
+/*
+ * After the last metadata write (libext2fs may be closed): writes the
+ * clean value mmp_stop made ready, frees.
+ */
+void mmp_finish(struct fs *fs);
 
 /* ---- trim.c: FITRIM and -o discard ---- */
 
