@@ -233,6 +233,37 @@ static void hook_block(ext2_filsys e2, blk64_t blk, int inuse)
 		fs->trim->old(e2, blk, inuse);
 }
 
+/* Is every block of [start, end) free? Range tests take 32-bit lengths. */
+static int all_free(ext2_filsys e2, blk64_t start, blk64_t end)
+{
+	while (start < end) {
+		blk64_t n = end - start < (1u << 31) ? end - start : (1u << 31);
+
+		if (!ext2fs_test_block_bitmap_range2(e2->block_map, start,
+						     (unsigned)n))
+			return 0;
+		start += n;
+	}
+	return 1;
+}
+
+/* The first block of the run of free blocks that ends at end. */
+static blk64_t free_run_start(ext2_filsys e2, blk64_t end)
+{
+	blk64_t lo = e2->super->s_first_data_block, hi = end;
+
+	/* [hi, end) is free; the run starts in [lo, hi]. */
+	while (lo < hi) {
+		blk64_t mid = lo + (hi - lo) / 2;
+
+		if (all_free(e2, mid, end))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return hi;
+}
+
 /*
  * libext2fs 1.47.0 calls this with (blk + num, 0) for (blk, num): its
  * loop advances both first. Then the freed run is the free blocks just
@@ -242,16 +273,11 @@ static void hook_block(ext2_filsys e2, blk64_t blk, int inuse)
 static void hook_range(ext2_filsys e2, blk64_t blk, blk_t num, int inuse)
 {
 	struct fs *fs = e2->priv_data;
-	blk64_t start = blk, first = e2->super->s_first_data_block;
 
-	if (inuse < 0 && num) {
+	if (inuse < 0 && num)
 		freed(fs, blk, blk + num);
-	} else if (inuse < 0 && blk <= ext2fs_blocks_count(e2->super)) {
-		while (start > first &&
-		       !ext2fs_test_block_bitmap2(e2->block_map, start - 1))
-			start--;
-		freed(fs, start, blk);
-	}
+	else if (inuse < 0 && blk <= ext2fs_blocks_count(e2->super))
+		freed(fs, free_run_start(e2, blk), blk);
 	if (fs->trim->old_range)
 		fs->trim->old_range(e2, blk, num, inuse);
 }
