@@ -49,6 +49,7 @@ enum {
 	KEY_ALLOW_ROOT,
 	KEY_MAX_READ,
 	KEY_NORECOVERY,
+	KEY_DISCARD,
 	KEY_IGNORE,
 	KEY_REFUSE,
 };
@@ -71,6 +72,8 @@ static const struct fuse_opt glue_opt_spec[] = {
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("norecovery", KEY_NORECOVERY),
 	FUSE_OPT_KEY("noload", KEY_NORECOVERY),
+	FUSE_OPT_KEY("discard", KEY_DISCARD),
+	FUSE_OPT_KEY("nodiscard", KEY_DISCARD),
 	/*
 	 * What mount(8) and mount.fuse3 pass on that libfuse 3.14 rejects:
 	 * fstab-only words, and VFS flags it has no table entry for. They
@@ -202,6 +205,9 @@ static int glue_opt_proc(void *data, const char *arg, int key,
 		g->fsopts.norecovery = 1;
 		g->fsopts.readonly = 1;
 		return fuse_opt_add_arg(outargs, "-oro") ? -1 : 0;
+	case KEY_DISCARD:
+		g->fsopts.discard = !strcmp(arg, "discard");
+		return 0;
 	case KEY_IGNORE:
 		return 0;
 	case KEY_REFUSE:
@@ -269,6 +275,8 @@ static void usage(const struct glue *g)
 	       "    -o uid=N,gid=N         files of user/group 0 on disk are N's in\n"
 	       "                           the mount, N's are 0's; new files too\n"
 	       "                           (these, not libfuse's uid=/gid=)\n"
+	       "    -o discard             give freed blocks back to the image file\n"
+	       "                           or device as they are freed (batched)\n"
 	       "\nFUSE options:\n",
 	       g->progname, g->progname);
 	fflush(stdout);
@@ -425,6 +433,12 @@ int glue_run(struct glue *g, struct fuse_session *se, struct fuse *f)
 	if (glue_stats_start(g))
 		fprintf(stderr, "%s: no request counters on SIGUSR1\n",
 			g->progname);
+	ret = fs_start_background(g->fs);
+	if (ret < 0) {
+		fprintf(stderr, "%s: %s: cannot start the MMP updater: %s\n",
+			g->progname, g->device, strerror(-ret));
+		goto out_unmount;
+	}
 	if (g->cmd.singlethread) {
 		ret = f ? fuse_loop(f) : fuse_session_loop(se);
 	} else {
@@ -881,6 +895,27 @@ static int fssetxattr(struct glue *g, ext2_ino_t ino, const struct fsxattr *fa,
 	return ioctl_setflags(g->fs, ino, flags, cred);
 }
 
+/* FITRIM's range is read and written back with len = bytes trimmed. */
+static int fitrim(struct glue *g, const void *in, size_t in_size, void *out,
+		  size_t out_size, size_t *out_len, const struct fs_cred *cred)
+{
+	struct fstrim_range r;
+	uint64_t len;
+	int ret;
+
+	if (in_size < sizeof(r) || out_size < sizeof(r))
+		return -EINVAL;
+	memcpy(&r, in, sizeof(r));
+	len = r.len;
+	ret = ioctl_fitrim(g->fs, r.start, &len, r.minlen, cred);
+	if (ret)
+		return ret;
+	r.len = len;
+	memcpy(out, &r, sizeof(r));
+	*out_len = sizeof(r);
+	return 0;
+}
+
 int glue_ioctl(struct glue *g, ext2_ino_t ino, unsigned cmd,
 	       const void *in, size_t in_size, void *out, size_t out_size,
 	       size_t *out_len, const struct fs_cred *cred)
@@ -923,6 +958,8 @@ int glue_ioctl(struct glue *g, ext2_ino_t ino, unsigned cmd,
 			return -EINVAL;
 		memcpy(&fa, in, sizeof(fa));
 		return fssetxattr(g, ino, &fa, cred);
+	case FITRIM:
+		return fitrim(g, in, in_size, out, out_size, out_len, cred);
 	default:
 		return -ENOTTY;
 	}

@@ -202,7 +202,8 @@ int glue_create(struct glue *g, ext2_ino_t dir, const char *name,
 /*
  * The file ioctls both servers answer: GETFLAGS, SETFLAGS, GETVERSION
  * (native and 32-bit numbers; the values are 32-bit ints) and
- * FSGETXATTR/FSSETXATTR for the flags they share. in/in_size is the
+ * FSGETXATTR/FSSETXATTR for the flags they share, and FITRIM (on any
+ * inode, as ext4 takes it on any file of the fs). in/in_size is the
  * caller's argument, out/out_size the room for the result; *out_len gets
  * the bytes written to out. -ENOTTY for anything else.
  */

@@ -55,6 +55,7 @@ struct fs_options {
 	 */
 	int iomap_hardlinks;
 	int debug;
+	int discard;            /* -o discard: freed blocks are discarded */
 };
 
 /*
@@ -86,6 +87,12 @@ struct fs_cred {
 int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg);
 /* Flushes everything, marks the superblock clean, frees fs. */
 int fs_close(struct fs *fs);
+/*
+ * Starts the core's background work: the MMP updater of a read-write
+ * mount of an mmp filesystem. Call once after daemonizing (threads do not
+ * survive fork). 0 or -errno.
+ */
+int fs_start_background(struct fs *fs);
 int fs_statfs(struct fs *fs, struct statvfs *st);
 /* Writes all dirty metadata and data to the device. */
 int fs_sync(struct fs *fs);
@@ -301,5 +308,14 @@ int ioctl_getflags(struct fs *fs, ext2_ino_t ino, uint32_t *flags);
 int ioctl_setflags(struct fs *fs, ext2_ino_t ino, uint32_t flags,
 		   const struct fs_cred *cred);
 int ioctl_getversion(struct fs *fs, ext2_ino_t ino, uint32_t *version);
+/*
+ * FITRIM, as ext4 answers it: discards the free space of the bytes
+ * [start, start + *len) of the filesystem in runs of at least minlen
+ * bytes; *len gets the bytes discarded. Root only (-EPERM); -EINVAL for
+ * a range or minlen ext4 refuses, -EOPNOTSUPP if the device cannot
+ * discard, -EROFS on a read-only mount.
+ */
+int ioctl_fitrim(struct fs *fs, uint64_t start, uint64_t *len,
+		 uint64_t minlen, const struct fs_cred *cred);
 
 #endif

@@ -264,6 +264,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	ret = check_offset(fs, opts->offset, msg);
 	if (ret)
 		goto fail;
+	/* MMP the way a mount does it, not e2fsck's way (mmp.c). */
+	flags |= EXT2_FLAG_SKIP_MMP;
 	/* Never NULL options: libext2fs would split the name at a '?'. */
 	snprintf(io_opts, sizeof(io_opts), "cache_size=%llu&offset=%llu",
 		 opts->cache_size ? opts->cache_size : CACHE_IO_DEFAULT_BUDGET,
@@ -305,6 +307,9 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		ret = recover_journal(fs, opts->norecovery, msg);
 	if (ret)
 		goto fail;
+	ret = mmp_start(fs, msg);
+	if (ret)
+		goto fail;
 	err = ext2fs_read_bitmaps(fs->e2);
 	if (err) {
 		*msg = open_error_msg(err);
@@ -329,6 +334,8 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		ret = itable_ra_init(fs);
 	if (!ret)
 		ret = iref_init(fs);
+	if (!ret)
+		ret = trim_init(fs, opts->discard);
 	if (ret)
 		goto fail;
 	if (!fs->readonly) {
@@ -345,9 +352,12 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 	return 0;
 
 fail:
+	mmp_stop(fs);
+	trim_fini(fs);
 	if (fs->e2)
 		ext2fs_close_free(&fs->e2);
 	fault_io_detach(fs->fault);
+	mmp_finish(fs);
 	iref_fini(fs);
 	map_cache_fini(fs);
 	uncache_fini(fs);
@@ -368,6 +378,7 @@ int fs_close(struct fs *fs)
 
 	if (!fs)
 		return 0;
+	mmp_stop(fs);
 	fs_lock(fs);
 	iref_fini(fs);
 	sb = fs->e2->super;
@@ -377,10 +388,12 @@ int fs_close(struct fs *fs)
 			      (sb->s_state & EXT2_ERROR_FS);
 		ext2fs_mark_super_dirty(fs->e2);
 	}
+	trim_fini(fs);
 	err = ext2fs_close_free(&fs->e2);
 	if (err)
 		ret = -EIO;
 	fault_io_detach(fs->fault);
+	mmp_finish(fs);
 	map_cache_fini(fs);
 	uncache_fini(fs);
 	itable_ra_fini(fs);
@@ -452,12 +465,11 @@ int fs_statfs(struct fs *fs, struct statvfs *st)
 	return 0;
 }
 
-int fs_sync(struct fs *fs)
+int fs_flush_locked(struct fs *fs)
 {
 	errcode_t err = 0;
 	int ret;
 
-	fs_lock(fs);
 	if (fs->e2->flags & EXT2_FLAG_RW) {
 		err = ext2fs_write_bitmaps(fs->e2);
 		if (!err)
@@ -466,6 +478,17 @@ int fs_sync(struct fs *fs)
 			err = io_channel_flush(fs->e2->io);
 	}
 	ret = FS_ERR(fs, err, 0);
+	if (!ret)
+		trim_synced(fs);
+	return ret;
+}
+
+int fs_sync(struct fs *fs)
+{
+	int ret;
+
+	fs_lock(fs);
+	ret = fs_flush_locked(fs);
 	fs_unlock(fs);
 	/* On the device now: the FUSE page cache's copy is the one to keep. */
 	if (!ret)

@@ -26,6 +26,8 @@ struct map_cache;
 struct uncache;
 struct dir_csum;
 struct fault;
+struct trim;
+struct mmp;
 
 struct fs {
 	uint32_t magic;
@@ -56,15 +58,61 @@ struct fs {
 	char *dir_bufs[FS_DIR_BUFS]; /* free directory block buffers (dir.c) */
 	unsigned dir_nbufs;
 	struct fault *fault;         /* FUSE4FS_FAULT's injector, for tests */
+	struct trim *trim;       /* FITRIM and -o discard state (trim.c) */
+	int discard_due;         /* -o discard: a batch waits for a flush */
+	struct mmp *mmp;         /* multi-mount protection (mmp.c) */
 };
+
+/* ---- mmp.c: multi-mount protection ---- */
+
+/*
+ * At a read-write open of an mmp filesystem, before anything is written:
+ * checks the MMP block (waiting as ext4 does) and claims it. 0, or -errno
+ * with *msg. Called without fs->lock.
+ */
+int mmp_start(struct fs *fs, const char **msg);
+/*
+ * Stops the updater and, unless another node took the block, makes
+ * ready the clean value. Called without fs->lock: the updater takes it.
+ */
+void mmp_stop(struct fs *fs);
+/*
+ * After the last metadata write (libext2fs may be closed): writes the
+ * clean value mmp_stop made ready, frees.
+ */
+void mmp_finish(struct fs *fs);
+
+/* ---- trim.c: FITRIM and -o discard ---- */
+
+/* After the bitmaps are read: hooks block frees. 0 or -errno. */
+int trim_init(struct fs *fs, int discard);
+/* Flushes and discards what -o discard still holds, unhooks, frees. */
+void trim_fini(struct fs *fs);
+/* Called by fs_flush_locked once metadata is on the device. */
+void trim_synced(struct fs *fs);
+/* Flushes, so that the -o discard batch that is due gets discarded. */
+void trim_commit_due(struct fs *fs);
+/*
+ * FITRIM: discards free runs of at least minlen bytes within the bytes
+ * [start, start + len) of the filesystem; *trimmed gets the bytes
+ * discarded. 0, -EINVAL, -EROFS, -EOPNOTSUPP or -errno.
+ */
+int trim_fs(struct fs *fs, uint64_t start, uint64_t len, uint64_t minlen,
+	    uint64_t *trimmed);
 
 static inline void fs_lock(struct fs *fs)
 {
 	pthread_mutex_lock(&fs->lock);
 }
 
+/*
+ * The end of a locked section is where the metadata is whole again: a
+ * due -o discard batch is flushed and discarded there.
+ */
 static inline void fs_unlock(struct fs *fs)
 {
+	if (fs->discard_due)
+		trim_commit_due(fs);
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -109,6 +157,15 @@ int fs_corrupt(struct fs *fs, ext2_ino_t ino, const char *func,
 void fs_notify_attr(struct fs *fs, ext2_ino_t ino);
 /* -EROFS if the filesystem cannot be written now, else 0. */
 int fs_writable(struct fs *fs);
+
+/* ---- fs.c ---- */
+
+/*
+ * Writes bitmaps, superblock, descriptors and cached blocks and syncs
+ * the device (nothing for a read-only fs); then -o discard's batch goes.
+ * 0 or -errno.
+ */
+int fs_flush_locked(struct fs *fs);
 
 /* ---- itable_ra.c: read-ahead of inode tables ---- */
 

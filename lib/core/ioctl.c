@@ -1,7 +1,8 @@
 /*
  * The inode ioctls: FS_IOC_GETFLAGS / FS_IOC_SETFLAGS with ext4's masks
  * of user-visible and user-changeable flags and its privilege rules, and
- * FS_IOC_GETVERSION (the inode generation).
+ * FS_IOC_GETVERSION (the inode generation); FITRIM's privilege check (the
+ * trimming is trim.c's).
  */
 #include "core/fs_internal.h"
 
@@ -102,5 +103,20 @@ int ioctl_getversion(struct fs *fs, ext2_ino_t ino, uint32_t *version)
 	if (!ret)
 		*version = inode.i_generation;
 	fs_unlock(fs);
+	return ret;
+}
+
+int ioctl_fitrim(struct fs *fs, uint64_t start, uint64_t *len,
+		 uint64_t minlen, const struct fs_cred *cred)
+{
+	uint64_t trimmed;
+	int ret;
+
+	/* CAP_SYS_ADMIN on ext4. */
+	if (cred && cred->uid != 0)
+		return -EPERM;
+	ret = trim_fs(fs, start, *len, minlen, &trimmed);
+	if (!ret)
+		*len = trimmed;
 	return ret;
 }
