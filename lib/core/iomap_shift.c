@@ -17,7 +17,9 @@
  * The logical starts of the extents that start at or after from, in file
  * order, in a malloc'ed array (*list, *count). A plain walk of the whole
  * tree, before anything changes: libext2fs' NEXT_LEAF and PREV_LEAF lose
- * their place once an edit has moved the handle up and back down.
+ * their place once an edit has moved the handle up and back down. Starts
+ * that do not grow mean a damaged tree (maybe a loop): an error, not an
+ * endless walk.
  */
 static errcode_t list_extents(ext2_extent_handle_t h, blk64_t from,
 			      blk64_t **list, size_t *count)
@@ -30,6 +32,10 @@ static errcode_t list_extents(ext2_extent_handle_t h, blk64_t from,
 	err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
 	while (!err) {
 		if ((e.e_flags & EXT2_EXTENT_FLAGS_LEAF) && e.e_lblk >= from) {
+			if (n && e.e_lblk <= l[n - 1]) {
+				err = EXT2_ET_EXTENT_LEAF_BAD;
+				break;
+			}
 			if (n == cap) {
 				cap = cap ? 2 * cap : 64;
 				grown = realloc(l, cap * sizeof(*l));

@@ -29,6 +29,14 @@ struct pair {
 };
 
 static unsigned char core_buf[FILE_MAX], kern_buf[FILE_MAX], data[FILE_MAX];
+/* The kernel mount in use, for the exit handler: none is left behind. */
+static char mounted[512];
+
+static void umount_left(void)
+{
+	if (mounted[0])
+		unit_run("umount -l '%s'", mounted);
+}
 
 static void mismatch(struct pair *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -64,6 +72,7 @@ static int pair_open(struct pair *p, const char *name, const char *args)
 		     "mount -t ext4 -o loop '%s' '%s' 2>/dev/null",
 		     p->img, p->kimg, p->mnt, p->kimg, p->mnt))
 		return -1;
+	snprintf(mounted, sizeof(mounted), "%s", p->mnt);
 	p->fs = unit_open(p->img, 0);
 	if (namei_mknod(p->fs, EXT2_ROOT_INO, "f", S_IFREG | 0644, 0, &cred,
 			&st)) {
@@ -86,6 +95,7 @@ static void pair_close(struct pair *p)
 	close(p->fd);
 	CHECK_EQ(fs_close(p->fs), 0);
 	CHECK_EQ(unit_run("umount '%s'", p->mnt), 0);
+	mounted[0] = 0;
 	unit_fsck(p->img);
 	unit_fsck(p->kimg);
 }
@@ -410,6 +420,7 @@ int main(void)
 		printf("SKIP needs root for loop mounts\n");
 		return 77;
 	}
+	atexit(umount_left);
 	test_errors("ext4.img", "-t ext4 -b 4096");
 	test_errors("ext3.img", "-t ext3 -b 4096");
 	for (i = 0; i < 2; i++) {
