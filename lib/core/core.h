@@ -241,7 +241,10 @@ ssize_t file_write(struct fs *fs, ext2_ino_t ino, const void *buf,
 		   size_t size, off_t off, int append,
 		   const struct fs_cred *cred);
 int file_fsync(struct fs *fs, ext2_ino_t ino, int datasync);
-/* mode: fallocate(2) mode bits; EOPNOTSUPP for what is not supported. */
+/*
+ * mode: fallocate(2) mode bits (KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE,
+ * COLLAPSE_RANGE, INSERT_RANGE); -EOPNOTSUPP for what is not supported.
+ */
 int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 		   off_t len);
 

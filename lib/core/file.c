@@ -862,7 +862,14 @@ int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 		goto out;
 	}
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
-		     FALLOC_FL_ZERO_RANGE)) {
+		     FALLOC_FL_ZERO_RANGE | FALLOC_FL_COLLAPSE_RANGE |
+		     FALLOC_FL_INSERT_RANGE)) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	/* As the VFS: collapse and insert take no other flag. */
+	if ((mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) &&
+	    mode != FALLOC_FL_COLLAPSE_RANGE && mode != FALLOC_FL_INSERT_RANGE) {
 		ret = -EOPNOTSUPP;
 		goto out;
 	}
@@ -871,6 +878,11 @@ int file_fallocate(struct fs *fs, ext2_ino_t ino, int mode, off_t off,
 		ret = inline_expand(fs, ino, &inode);
 		if (ret)
 			goto out;
+	}
+	/* Metadata only: one implementation for iomap and legacy files. */
+	if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+		fs_unlock(fs);
+		return iomap_shift(fs, ino, mode, off, len);
 	}
 	if (file_uses_iomap(fs, &inode)) {
 		fs_unlock(fs);

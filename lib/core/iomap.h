@@ -165,4 +165,20 @@ off_t iomap_seek(struct fs *fs, ext2_ino_t ino, off_t off, int whence);
 ssize_t iomap_copy_range(struct fs *fs, ext2_ino_t ino_in, off_t off_in,
 			 ext2_ino_t ino_out, off_t off_out, size_t len);
 
+/* ---- iomap_shift.c: collapse and insert range ---- */
+
+/*
+ * fallocate(2) FALLOC_FL_COLLAPSE_RANGE or FALLOC_FL_INSERT_RANGE (alone)
+ * on an extent-mapped file: cuts [off, off + len) out of the file, or
+ * opens a hole of len bytes at off, moving the extents after it; i_size
+ * shrinks or grows by len. As ext4: -EOPNOTSUPP for other modes and for
+ * block-mapped files, -EINVAL for offsets or lengths that are not whole
+ * blocks, a collapse that reaches EOF or an insert at or past it, -EFBIG
+ * past the largest file size, -EPERM for immutable and append-only files.
+ * Metadata only, for the iomap and the legacy paths alike. Takes its
+ * locks itself (the inode's IO lock exclusive).
+ */
+int iomap_shift(struct fs *fs, ext2_ino_t ino, int mode, uint64_t off,
+		uint64_t len);
+
 #endif

@@ -19,8 +19,10 @@
  *	Counts the blocks of IMAGE that begin with the marker.
  *
  * The writers run a fixed number of operations and print nothing but
- * counts that are zero when all is well, so the output repeats from run
- * to run; the exit status is 1 when anything was wrong.
+ * counts that are zero when all is well, and how many fallocate calls of
+ * each mode were done and how many refused (EOPNOTSUPP), so the output
+ * repeats from run to run and a mode that stops working changes it; the
+ * exit status is 1 when anything was wrong.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,12 +47,27 @@
 #define MAX_FILES 16
 #define REPORTS 8
 
+enum { FA_ALLOC, FA_ALLOC_KEEP, FA_PUNCH, FA_ZERO, FA_MODES };
+
+static const struct {
+	int mode;
+	const char *name;
+} falloc_modes[FA_MODES] = {
+	[FA_ALLOC] = { 0, "alloc" },
+	[FA_ALLOC_KEEP] = { FALLOC_FL_KEEP_SIZE, "alloc|keep_size" },
+	[FA_PUNCH] = { FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		       "punch_hole|keep_size" },
+	[FA_ZERO] = { FALLOC_FL_ZERO_RANGE, "zero_range" },
+};
+
 /* Counters shared by all processes, in an anonymous shared mapping. */
 struct shared {
 	uint64_t stale;     /* bytes of the marker (or other non-data) read */
 	uint64_t misplaced; /* data of another file or offset */
 	uint64_t errors;    /* system calls that failed */
 	uint64_t reports;   /* details printed so far */
+	uint64_t falloc_done[FA_MODES];
+	uint64_t falloc_refused[FA_MODES]; /* EOPNOTSUPP */
 	int writers_left;
 };
 
@@ -211,29 +228,36 @@ static int do_fill(void)
 	return 0;
 }
 
-static const int falloc_modes[] = {
-	0,
-	FALLOC_FL_KEEP_SIZE,
-	FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-	FALLOC_FL_ZERO_RANGE,
-};
 
 /*
- * fallocate in a random mode; modes the filesystem does not support are
- * no error. Returns the size the file has afterwards.
+ * fallocate(2) in mode falloc_modes[m], counted as done or refused; a
+ * mode the filesystem does not support is no error. Returns 0 if done.
  */
+static int counted_fallocate(int fd, const char *name, int m, uint64_t off,
+			     uint64_t len)
+{
+	if (fallocate(fd, falloc_modes[m].mode, off, len) < 0) {
+		if (errno == EOPNOTSUPP)
+			__atomic_add_fetch(&sh->falloc_refused[m], 1,
+					   __ATOMIC_RELAXED);
+		else
+			count_error(falloc_modes[m].name, name);
+		return -1;
+	}
+	__atomic_add_fetch(&sh->falloc_done[m], 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* fallocate in a random mode; returns the size the file has afterwards. */
 static uint64_t random_fallocate(int fd, const char *name, uint64_t size)
 {
-	int mode = falloc_modes[rnd_below(4)];
+	int m = rnd_below(FA_MODES), mode = falloc_modes[m].mode;
 	uint64_t off = rnd_below(size + IO_MAX), len = rnd_below(IO_MAX) + 1;
 
 	if (off + len > FILE_MAX)
 		return size;
-	if (fallocate(fd, mode, off, len) < 0) {
-		if (errno != EOPNOTSUPP)
-			count_error("fallocate", name);
+	if (counted_fallocate(fd, name, m, off, len) < 0)
 		return size;
-	}
 	if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
 		size = off + len;
 	return size;
@@ -393,11 +417,8 @@ static void truncater(unsigned long ops)
 		size = rnd_below(FILE_MAX);
 		switch (rnd_below(4)) {
 		case 0:
-			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE |
-				      FALLOC_FL_KEEP_SIZE, size,
-				      rnd_below(IO_MAX) + 1) < 0 &&
-			    errno != EOPNOTSUPP)
-				count_error("punch", name);
+			counted_fallocate(fd, name, FA_PUNCH, size,
+					  rnd_below(IO_MAX) + 1);
 			break;
 		case 1:
 			/* Down within a block, and up again over it. */
@@ -573,6 +594,12 @@ static int do_race(unsigned long ops, int readers)
 	printf("stale bytes seen: %" PRIu64 "\n", sh->stale);
 	printf("misplaced bytes seen: %" PRIu64 "\n", sh->misplaced);
 	printf("failed calls: %" PRIu64 "\n", sh->errors);
+	printf("fallocate done/refused:");
+	for (i = 0; i < FA_MODES; i++)
+		printf("%s %s %" PRIu64 "/%" PRIu64, i ? "," : "",
+		       falloc_modes[i].name, sh->falloc_done[i],
+		       sh->falloc_refused[i]);
+	printf("\n");
 	if (bad)
 		printf("processes that died: %d\n", bad);
 	return sh->stale || sh->misplaced || sh->errors || bad;
