@@ -173,7 +173,13 @@ int image_other_writer(const char *image, char *who, size_t len)
 {
 	struct stat img;
 
-	if (stat(image, &img))
+	/*
+	 * Only a file or a block device holds an image: the writers of a
+	 * character device such as /dev/null (every shell has it open) write
+	 * nothing that a mount could read back.
+	 */
+	if (stat(image, &img) ||
+	    !(S_ISREG(img.st_mode) || S_ISBLK(img.st_mode)))
 		return 0;
 	if (proc_writer(image, &img, who, len))
 		return 1;
