@@ -218,6 +218,10 @@ static void usage(const struct glue *g)
 	       "                           (default: what the superblock says)\n"
 	       "    -o iomap=auto|on|off   file data path (default: auto)\n"
 	       "    -o cache_size=N[KMG]   metadata cache size in bytes\n"
+	       "    -o no_writeback_cache  the kernel does not cache writes (fuse4fs;\n"
+	       "                           fuse2fs never lets it)\n"
+	       "    -o max_read=N          largest read request in bytes (default:\n"
+	       "                           1 MiB, or what a pipe can hold)\n"
 	       "\nFUSE options:\n",
 	       g->progname, g->progname);
 	fflush(stdout);
@@ -359,6 +363,8 @@ int glue_run(struct glue *g, struct fuse_session *se, struct fuse *f)
 			msg ? msg : strerror(-ret));
 		return 1;
 	}
+	if (msg)
+		fprintf(stderr, "%s: %s: %s\n", g->progname, g->device, msg);
 	g->se = se;
 	if (fuse_set_signal_handlers(se))
 		goto out_close;

@@ -191,6 +191,11 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		goto fail;
 	}
 
+	if (!fs->readonly && fs_storage_readonly(fs->device)) {
+		*msg = "image is on read-only storage: mount it with -o ro";
+		ret = -EROFS;
+		goto fail;
+	}
 	if (!fs->readonly) {
 		ret = check_other_writer(fs->device, msg);
 		if (ret)
@@ -247,6 +252,7 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		goto fail;
 	if (!fs->readonly) {
 		fs->mount_state = fs->e2->super->s_state;
+		*msg = fs_mount_warning(fs->e2->super, time(NULL));
 		ret = mark_mounted(fs, opts->mountpoint);
 		if (!ret)
 			ret = orphan_process(fs);
