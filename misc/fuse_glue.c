@@ -673,7 +673,7 @@ struct glue_file *glue_file_get(uint64_t fh)
 {
 	struct glue_file *gf = (struct glue_file *)(uintptr_t)fh;
 
-	if (!gf || gf->magic != GLUE_FILE_MAGIC)
+	if (!gf || (fh & GLUE_INO_FH) || gf->magic != GLUE_FILE_MAGIC)
 		return NULL;
 	return gf;
 }
