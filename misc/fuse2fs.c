@@ -256,6 +256,9 @@ static int path_ino(const char *path, struct fuse_file_info *fi,
 {
 	struct glue_file *gf = fi ? glue_file_get(fi->fh) : NULL;
 
+	/* GETATTR of an open node, possibly unlinked (fuse_open_nodes.c). */
+	if (fi && glue_fh_ino(fi->fh, ino))
+		return 0;
 	if (gf) {
 		*ino = gf->ino;
 		return 0;
@@ -952,6 +955,7 @@ int main(int argc, char *argv[])
 	 * told it may.
 	 */
 	g.init_want = GLUE_INIT_KILLPRIV_V2 | GLUE_INIT_DIRECT_IO_MMAP;
+	g.track_open_nodes = 1;
 	/* Before the image is touched: a bad FUSE option fails cleanly. */
 	f = fuse_new(&args, &fuse2fs_ops, sizeof(fuse2fs_ops), &g);
 	if (!f) {

@@ -277,6 +277,10 @@ static void usage(const struct glue *g)
 	       "                           (these, not libfuse's uid=/gid=)\n"
 	       "    -o discard             give freed blocks back to the image file\n"
 	       "                           or device as they are freed (batched)\n"
+	       "    -o no_writeback_cache  the kernel does not cache writes (fuse4fs;\n"
+	       "                           fuse2fs never lets it)\n"
+	       "    -o max_read=N          largest read request in bytes (default:\n"
+	       "                           1 MiB, or what a pipe can hold)\n"
 	       "\nFUSE options:\n",
 	       g->progname, g->progname);
 	fflush(stdout);
@@ -418,6 +422,8 @@ int glue_run(struct glue *g, struct fuse_session *se, struct fuse *f)
 			msg ? msg : strerror(-ret));
 		return 1;
 	}
+	if (msg)
+		fprintf(stderr, "%s: %s: %s\n", g->progname, g->device, msg);
 	g->se = se;
 	if (fuse_set_signal_handlers(se))
 		goto out_close;
@@ -732,7 +738,7 @@ struct glue_file *glue_file_get(uint64_t fh)
 {
 	struct glue_file *gf = (struct glue_file *)(uintptr_t)fh;
 
-	if (!gf || gf->magic != GLUE_FILE_MAGIC)
+	if (!gf || (fh & GLUE_INO_FH) || gf->magic != GLUE_FILE_MAGIC)
 		return NULL;
 	return gf;
 }

@@ -50,6 +50,8 @@ struct glue {
 	uint64_t init_got;
 	/* Set before glue_run: see struct glue_below_ops (fuse_io.c). */
 	const struct glue_below_ops *below;
+	/* fuse2fs: GETATTR of open nodes without a path (fuse_open_nodes.c). */
+	int track_open_nodes;
 };
 
 /*
@@ -210,6 +212,24 @@ int glue_create(struct glue *g, ext2_ino_t dir, const char *name,
 int glue_ioctl(struct glue *g, ext2_ino_t ino, unsigned cmd,
 	       const void *in, size_t in_size, void *out, size_t out_size,
 	       size_t *out_len, const struct fs_cred *cred);
+
+/* ---- fuse_open_nodes.c: fstat of unlinked open files (fuse2fs) ---- */
+
+/* Tags a file handle that is an inode number, not a struct glue_file. */
+#define GLUE_INO_FH (1ull << 63)
+
+/*
+ * Called by fuse_io.c when g->track_open_nodes is set: with each request
+ * before libfuse reads it, and with each reply before it is written.
+ * They note open nodes and give their GETATTRs a GLUE_INO_FH handle.
+ * glue_nodes_reply returns the node id it noted as opened (0 if none),
+ * to be given to glue_nodes_unreply if the kernel refuses the reply.
+ */
+void glue_nodes_request(void *buf, size_t len);
+uint64_t glue_nodes_reply(const struct iovec *iov, int count);
+void glue_nodes_unreply(uint64_t nodeid);
+/* 1 and *ino if fh is a GLUE_INO_FH handle, else 0. */
+int glue_fh_ino(uint64_t fh, ext2_ino_t *ino);
 
 /* ---- fuse_io.c: beneath libfuse (request counters, INIT flags) ---- */
 

@@ -2,9 +2,10 @@
  * What both servers do beneath libfuse, through its custom io hooks on
  * /dev/fuse: count every request by opcode (so fuse2fs counts what the
  * kernel sends, not the high-level API's path operations), negotiate
- * INIT flags libfuse 3.14 does not know (g->init_want), and answer the
+ * INIT flags libfuse 3.14 does not know (g->init_want), answer the
  * requests it cannot decode (FUSE_STATX, FUSE_TMPFILE) through the
- * front-end's g->below, replying on /dev/fuse directly. The counts and
+ * front-end's g->below, replying on /dev/fuse directly, and for fuse2fs
+ * show open nodes' GETATTRs to fuse_open_nodes.c. The counts and
  * the core's cache counters are printed on SIGUSR1, by a thread of their
  * own, and at unmount under -o debug.
  */
@@ -354,6 +355,8 @@ static ssize_t counting_read(int fd, void *buf, size_t len, void *userdata)
 		init_unique = h->unique;
 		init_patch = !!init_glue->init_got;
 	}
+	if (init_glue && init_glue->track_open_nodes)
+		glue_nodes_request(buf, (size_t)n);
 	return n;
 }
 
@@ -387,10 +390,19 @@ static void patch_init_reply(struct iovec *iov, int count)
 static ssize_t plain_writev(int fd, struct iovec *iov, int count,
 			    void *userdata)
 {
+	uint64_t opened = 0;
+	ssize_t n;
+
 	(void)userdata;
 	if (init_patch)
 		patch_init_reply(iov, count);
-	return writev(fd, iov, count);
+	if (init_glue && init_glue->track_open_nodes)
+		opened = glue_nodes_reply(iov, count);
+	n = writev(fd, iov, count);
+	/* A reply the kernel refused opened nothing. */
+	if (n < 0 && opened)
+		glue_nodes_unreply(opened);
+	return n;
 }
 
 /*

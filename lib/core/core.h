@@ -82,7 +82,9 @@ struct fs_cred {
 
 /*
  * Opens the filesystem. On failure returns -errno and, if msg is not NULL,
- * a static one-line reason (e.g. "not an ext2/3/4 filesystem").
+ * a static one-line reason (e.g. "not an ext2/3/4 filesystem"); on
+ * success *msg is NULL or a warning to show, such as ext4's for a
+ * filesystem that was not cleanly unmounted.
  */
 int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg);
 /* Flushes everything, marks the superblock clean, frees fs. */

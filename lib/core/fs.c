@@ -259,6 +259,11 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		goto fail;
 	}
 
+	if (!fs->readonly && fs_storage_readonly(fs->device)) {
+		*msg = "image is on read-only storage: mount it with -o ro";
+		ret = -EROFS;
+		goto fail;
+	}
 	if (!fs->readonly)
 		flags |= EXT2_FLAG_RW | EXT2_FLAG_EXCLUSIVE;
 	ret = check_offset(fs, opts->offset, msg);
@@ -340,6 +345,7 @@ int fs_open(const struct fs_options *opts, struct fs **fsp, const char **msg)
 		goto fail;
 	if (!fs->readonly) {
 		fs->mount_state = fs->e2->super->s_state;
+		*msg = fs_mount_warning(fs->e2->super, time(NULL));
 		ret = mark_mounted(fs, opts->mountpoint);
 		if (!ret)
 			ret = orphan_process(fs);

@@ -137,6 +137,17 @@ static inline gid_t fs_map_gid(const struct fs *fs, gid_t id)
 	return id == fs->map_gid ? 0 : id;
 }
 
+/* ---- fs_mount_check.c ---- */
+
+/*
+ * The warning ext4 prints when mounting read-write a filesystem with this
+ * superblock (not cleanly unmounted, errors recorded, maximal mount count
+ * or check interval reached), or NULL.
+ */
+const char *fs_mount_warning(const struct ext2_super_block *sb, time_t now);
+/* 1 if device is a read-only block device or a file on a read-only mount. */
+int fs_storage_readonly(const char *device);
+
 /* ---- err.c ---- */
 
 /*

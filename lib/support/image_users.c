@@ -203,7 +203,13 @@ int image_other_writer(const char *image, unsigned long long off,
 {
 	struct stat img;
 
-	if (stat(image, &img))
+	/*
+	 * Only a file or a block device holds an image: the writers of a
+	 * character device such as /dev/null (every shell has it open) write
+	 * nothing that a mount could read back.
+	 */
+	if (stat(image, &img) ||
+	    !(S_ISREG(img.st_mode) || S_ISBLK(img.st_mode)))
 		return 0;
 	if (proc_writer(image, &img, who, len))
 		return 1;
@@ -211,16 +217,29 @@ int image_other_writer(const char *image, unsigned long long off,
 	       loop_writer(&img, off, size, who, len);
 }
 
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int image_wait_other_writer(const char *image, unsigned long long off,
 			    unsigned long long size, char *who, size_t len)
 {
 	const struct timespec poll = {0, IMAGE_POLL_MS * 1000000L};
-	int waited;
+	long long end = now_ms() + IMAGE_GRACE_MS;
 
-	for (waited = 0;; waited += IMAGE_POLL_MS) {
+	/*
+	 * The grace is counted on the clock, not in polls: on a busy
+	 * machine one look through /proc can take longer than the poll.
+	 */
+	for (;;) {
 		if (!image_other_writer(image, off, size, who, len))
 			return 0;
-		if (waited >= IMAGE_GRACE_MS)
+		if (now_ms() >= end)
 			return 1;
 		nanosleep(&poll, NULL);
 	}

@@ -3,7 +3,8 @@
  * is refused while another process has the image open for writing or a
  * loop device is attached to it read-write (programs that take no lock),
  * waits for such a writer on its way out, and ignores readers, read-only
- * loop devices and this process's own descriptors.
+ * loop devices, this process's own descriptors and the writers of a
+ * character device.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -177,8 +178,21 @@ static void test_loop(void)
 	unit_fsck(img);
 }
 
+/* Every shell has /dev/null open for writing: no image is written there. */
+static void test_chardev(void)
+{
+	struct holder h;
+	char who[96];
+
+	printf("== character device\n");
+	h = hold("/dev/null", O_WRONLY, 10000);
+	CHECK_EQ(writer("/dev/null", who, sizeof(who)), 0);
+	release(h);
+}
+
 int main(void)
 {
+	test_chardev();
 	test_processes();
 	test_loop();
 	return unit_done();
