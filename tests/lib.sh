@@ -402,10 +402,12 @@ sum()
 	md5sum "$@"
 }
 
-# pattern SIZE SEED: SIZE bytes of repeatable pseudo-random data.
+# pattern SIZE SEED: SIZE bytes of repeatable pseudo-random data. Like any
+# other command it dies quietly when its reader stops early (head -c).
 pattern()
 {
-	$PY -c 'import random, sys
+	$PY -c 'import random, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 random.seed(int(sys.argv[2]))
 sys.stdout.buffer.write(random.randbytes(int(sys.argv[1])))' "$1" "$2"
 }
